@@ -1,0 +1,77 @@
+/* run_config.h — what a `distilmd run` is asked to do, as read from YAML
+ * (src/io/config_yaml.c) and overridden from the command line. Documented
+ * key by key in docs/config.md. Units: Å, fs, eV, amu, K; friction in 1/ps. */
+#ifndef DISTILMD_RUN_CONFIG_H
+#define DISTILMD_RUN_CONFIG_H
+
+#include "../core/error.h"
+
+#define CONFIG_PATH_MAX 1024
+
+typedef enum integrator_kind {
+    INTEGRATOR_VERLET,   /* velocity Verlet, NVE */
+    INTEGRATOR_LANGEVIN, /* BAOAB Langevin, NVT */
+    INTEGRATOR_FIRE      /* FIRE energy minimisation */
+} integrator_kind;
+
+/* One entry of `systems:`: a structure file and how many replicas of it. */
+typedef struct system_spec {
+    char structure[CONFIG_PATH_MAX]; /* XYZ file (resolved path) */
+    int frame;                       /* which frame of the file (default 0) */
+    int copies;                      /* replicas of this system (default 1) */
+    int n_temperatures;              /* 0: use the run's temperature */
+    double *temperatures;            /* [copies] or a single value repeated */
+} system_spec;
+
+typedef struct run_config {
+    char source[CONFIG_PATH_MAX];    /* the YAML file this came from */
+    char model[CONFIG_PATH_MAX];     /* .onnx file (resolved path) */
+    char platform[32];               /* reference | cuda | auto (default auto) */
+    unsigned long long seed;         /* default 1 */
+    long steps;                      /* MD steps, or FIRE iterations at most */
+
+    int n_systems;
+    system_spec *systems;
+
+    struct {
+        integrator_kind kind;
+        double timestep_fs;          /* default 0.5 */
+        double friction_per_ps;      /* Langevin, default 1.0 */
+        double temperature_K;        /* default for every replica (Langevin) */
+        /* FIRE */
+        double force_tolerance;      /* eV/Å, max |F| component to stop; default 0.01 */
+        double max_step;             /* Å per iteration; default 0.1 */
+    } integrator;
+
+    struct {
+        int set;                     /* 0: start from zero (or file) velocities */
+        double temperature_K;        /* Maxwell-Boltzmann initial velocities */
+    } velocities;
+    long remove_com_interval;        /* 0: never; else every N steps */
+
+    struct {
+        char file[CONFIG_PATH_MAX];  /* H5MD output; "" = none */
+        long interval;               /* steps between frames (default 100) */
+        int position, velocity, force; /* fields written (position default on) */
+        long flush_interval;         /* steps between H5Fflush (default = interval * 10) */
+    } output;
+
+    struct {
+        char file[CONFIG_PATH_MAX];  /* "" = no checkpoints */
+        long interval;               /* steps (default 10000); also on SIGINT/SIGTERM */
+    } checkpoint;
+
+    long progress_interval;          /* steps between status lines (default: ~1 s) */
+} run_config;
+
+/* Parses the YAML file. Errors read "FILE:LINE: key 'a.b': expected ...;
+ * did you mean 'c'?" for misspelt keys. Relative paths in the file are
+ * resolved against the directory of the YAML file, and ${VAR} is replaced by
+ * the environment variable VAR (an unset one is an error naming it). */
+int run_config_load(const char *path, run_config *cfg, dm_error *err);
+void run_config_free(run_config *cfg);
+
+/* The total number of replicas (sum of copies). */
+int run_config_replicas(const run_config *cfg);
+
+#endif

@@ -1,0 +1,74 @@
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+const char *test_shared_dir(void)
+{
+    static char dir[1024];
+    const char *env = getenv("DISTILMD_SHARED");
+    if (env && *env) return env;
+    const char *src = getenv("DISTILMD_SOURCE_DIR");
+    snprintf(dir, sizeof dir, "%s/../shared", src && *src ? src : ".");
+    return dir;
+}
+
+const char *test_shared_path(const char *relative)
+{
+    static char path[2048];
+    snprintf(path, sizeof path, "%s/%s", test_shared_dir(), relative);
+    return path;
+}
+
+void test_skip(const char *why)
+{
+    printf("skipped: %s\n", why);
+    fflush(stdout);
+    exit(TEST_SKIP_CODE);
+}
+
+void test_require_shared(void)
+{
+    struct stat st;
+    const char *models = test_shared_path("models");
+    if (stat(models, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        char why[1200];
+        snprintf(why, sizeof why,
+                 "shared data not found at %s (set DISTILMD_SHARED to the shared/ folder)",
+                 test_shared_dir());
+        test_skip(why);
+    }
+}
+
+int test_run_all(void)
+{
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (ran == 0) {
+        printf("no test ran\n");
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
+
+double test_uniform(test_rng *r)
+{
+    unsigned long long x = r->s ? r->s : 0x9E3779B97F4A7C15ull;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    r->s = x;
+    return (double)(x >> 11) * (1.0 / 9007199254740992.0);
+}
+
+double test_normal(test_rng *r)
+{
+    double u1 = test_uniform(r), u2 = test_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}

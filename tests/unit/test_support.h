@@ -1,0 +1,38 @@
+/* test_support.h — what every CUnit test program shares: finding ../shared,
+ * skipping (exit 77, which CTest reports as skipped) with a clear reason, and
+ * running the registered suites. */
+#ifndef DISTILMD_TEST_SUPPORT_H
+#define DISTILMD_TEST_SUPPORT_H
+
+#include <CUnit/Basic.h>
+#include <CUnit/CUnit.h>
+
+#define TEST_SKIP_CODE 77
+
+/* $DISTILMD_SHARED, else $DISTILMD_SOURCE_DIR/../shared, else ../shared. */
+const char *test_shared_dir(void);
+/* Builds "<shared>/<relative>" into a static buffer (one at a time). */
+const char *test_shared_path(const char *relative);
+/* Exits with TEST_SKIP_CODE and "skipped: ..." when shared/ is absent. */
+void test_require_shared(void);
+/* Exits with TEST_SKIP_CODE and "skipped: <why>". */
+void test_skip(const char *why);
+/* Runs all registered suites in basic mode; returns the exit code (0 when
+ * every assertion passed). Call after adding suites to the registry. */
+int test_run_all(void);
+
+/* Adds a suite with the given tests (NULL-terminated names/functions). */
+#define TEST_SUITE(name, ...)                                                        \
+    do {                                                                             \
+        CU_pSuite s_ = CU_add_suite(name, NULL, NULL);                               \
+        CU_TestInfo t_[] = {__VA_ARGS__, CU_TEST_INFO_NULL};                         \
+        for (int i_ = 0; t_[i_].pName; i_++) CU_add_test(s_, t_[i_].pName, t_[i_].pTestFunc); \
+    } while (0)
+#define TEST_CASE(fn) {#fn, fn}
+
+/* A per-test random generator (xorshift), deterministic by seed. */
+typedef struct test_rng { unsigned long long s; } test_rng;
+double test_uniform(test_rng *r);   /* [0,1) */
+double test_normal(test_rng *r);    /* N(0,1) */
+
+#endif
