@@ -11,6 +11,7 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
+    {"run", cmd_run, "a simulation from a YAML configuration (docs/config.md)"},
     {"eval", cmd_eval, "energies and forces of the structures in XYZ files"},
     {"bench", cmd_bench, "time the batched model evaluation on the GPU"},
 };

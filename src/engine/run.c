@@ -1,0 +1,375 @@
+/* run.c — the main loop of `distilmd run`.
+ *
+ *   load model, build replicas, pick the platform's dynamics
+ *   initial velocities (Maxwell-Boltzmann) or a checkpoint's state
+ *   forces at the start
+ *   until the last step:
+ *       advance every replica to the next event on the platform
+ *       event: H5MD frame | checkpoint | COM-motion removal | progress line
+ *   final checkpoint and output flushed; SIGINT/SIGTERM end the loop early
+ *   with a checkpoint, so that `--restart` continues exactly. */
+#include "run.h"
+
+#include "dynamics.h"
+#include "hamiltonian.h"
+#include "progress.h"
+#include "replicas.h"
+#include "../integrators/integrators.h"
+#include "../io/checkpoint.h"
+#include "../io/h5md.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The one piece of process-wide state: a signal handler can only talk to the
+ * loop through a flag. It is set by SIGINT/SIGTERM and read between steps. */
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    stop_requested = sig;
+}
+
+typedef struct run {
+    const run_config *cfg;
+    painn_model model;
+    hamiltonian hamiltonian;
+    replica_set replicas;
+    const dynamics_ops *dyn;
+    void *dyn_impl;
+    h5md_writer *out;
+    long step;
+    /* host copies for output and checkpoints */
+    double *x, *v, *f, *epot, *ekin, *temperature, *thermostat_T;
+    int *dof;
+    fire_params fire;
+    fire_state *fire_state;
+} run;
+
+/* ---- setup ---- */
+
+static const dynamics_ops *pick_dynamics(const char *platform, dm_error *err)
+{
+    char note[256];
+    const dynamics_ops *d = dynamics_find(platform, note, sizeof note, err);
+    if (d && note[0]) fprintf(stderr, "distilmd: %s\n", note);
+    return d;
+}
+
+static int alloc_buffers(run *r, dm_error *err)
+{
+    size_t n = (size_t)r->replicas.topology.n_atoms, R = (size_t)r->replicas.n_replicas;
+    r->x = calloc(3 * n + 1, sizeof(double));
+    r->v = calloc(3 * n + 1, sizeof(double));
+    r->f = calloc(3 * n + 1, sizeof(double));
+    r->epot = calloc(R + 1, sizeof(double));
+    r->ekin = calloc(R + 1, sizeof(double));
+    r->temperature = calloc(R + 1, sizeof(double));
+    r->thermostat_T = calloc(R + 1, sizeof(double));
+    r->dof = calloc(R + 1, sizeof(int));
+    r->fire_state = calloc(R + 1, sizeof(fire_state));
+    if (!r->x || !r->v || !r->f || !r->epot || !r->ekin || !r->temperature || !r->thermostat_T ||
+        !r->dof || !r->fire_state)
+        return dm_fail(err, "out of memory for %zu atoms", n);
+    return 0;
+}
+
+/* Degrees of freedom per replica: 3N, less 3 when the centre-of-mass motion
+ * is held at zero (removed periodically, or conserved by NVE from a start
+ * without it). */
+static void count_dof(run *r)
+{
+    const run_config *c = r->cfg;
+    int com_fixed = c->remove_com_interval > 0 || c->integrator.kind == INTEGRATOR_VERLET;
+    for (int k = 0; k < r->replicas.n_replicas; k++) {
+        int n = r->replicas.topology.offset[k + 1] - r->replicas.topology.offset[k];
+        r->dof[k] = 3 * n - (com_fixed && n > 1 ? 3 : 0);
+    }
+}
+
+static void init_fire(run *r)
+{
+    const run_config *c = r->cfg;
+    r->fire = (fire_params){.dt_start = c->integrator.timestep_fs,
+                            .dt_max = 10.0 * c->integrator.timestep_fs,
+                            .max_step = c->integrator.max_step,
+                            .force_tolerance = c->integrator.force_tolerance,
+                            .n_min = 5,
+                            .f_inc = 1.1,
+                            .f_dec = 0.5,
+                            .alpha_start = 0.1,
+                            .f_alpha = 0.99};
+    for (int k = 0; k < r->replicas.n_replicas; k++)
+        r->fire_state[k] = (fire_state){.dt = r->fire.dt_start, .alpha = r->fire.alpha_start};
+}
+
+/* The checkpoint's contents, pointing into the run's buffers. */
+static int checkpoint_entries(run *r, checkpoint_entry *e, int64_t *scalars, double *fire_real,
+                              int64_t *fire_int)
+{
+    long n3 = 3L * r->replicas.topology.n_atoms, R = r->replicas.n_replicas;
+    int k = 0;
+    e[k++] = (checkpoint_entry){"run", CHECKPOINT_I64, 4, scalars}; /* step, seed, replicas, atoms */
+    e[k++] = (checkpoint_entry){"positions", CHECKPOINT_F64, n3, r->x};
+    e[k++] = (checkpoint_entry){"velocities", CHECKPOINT_F64, n3, r->v};
+    e[k++] = (checkpoint_entry){"temperatures", CHECKPOINT_F64, R, r->thermostat_T};
+    e[k++] = (checkpoint_entry){"fire_real", CHECKPOINT_F64, 2 * R, fire_real};
+    e[k++] = (checkpoint_entry){"fire_int", CHECKPOINT_I64, 2 * R, fire_int};
+    return k;
+}
+
+static int write_checkpoint(run *r, dm_error *err)
+{
+    long R = r->replicas.n_replicas;
+    int64_t scalars[4] = {r->step, (int64_t)r->cfg->seed, R, r->replicas.topology.n_atoms};
+    double *fire_real = malloc(sizeof(double) * (2 * R + 1));
+    int64_t *fire_int = malloc(sizeof(int64_t) * (2 * R + 1));
+    checkpoint_entry e[8];
+    int rc = fire_real && fire_int ? 0 : dm_fail(err, "out of memory");
+    if (rc == 0) rc = r->dyn->get_state(r->dyn_impl, r->x, r->v, NULL, NULL, NULL, err);
+    if (rc == 0) {
+        for (long k = 0; k < R; k++) {
+            fire_real[2 * k] = r->fire_state[k].dt;
+            fire_real[2 * k + 1] = r->fire_state[k].alpha;
+            fire_int[2 * k] = r->fire_state[k].n_positive;
+            fire_int[2 * k + 1] = r->fire_state[k].converged;
+        }
+        int n = checkpoint_entries(r, e, scalars, fire_real, fire_int);
+        rc = checkpoint_write(r->cfg->checkpoint.file, e, n, err);
+    }
+    free(fire_real);
+    free(fire_int);
+    return rc;
+}
+
+static int read_checkpoint(run *r, const char *path, dm_error *err)
+{
+    long R = r->replicas.n_replicas;
+    int64_t scalars[4];
+    double *fire_real = malloc(sizeof(double) * (2 * R + 1));
+    int64_t *fire_int = malloc(sizeof(int64_t) * (2 * R + 1));
+    checkpoint_entry e[8];
+    int rc = fire_real && fire_int ? 0 : dm_fail(err, "out of memory");
+    if (rc == 0) rc = checkpoint_read(path, e, checkpoint_entries(r, e, scalars, fire_real, fire_int), err);
+    if (rc == 0 && (scalars[2] != R || scalars[3] != r->replicas.topology.n_atoms))
+        rc = dm_fail(err, "%s: checkpoint has %lld replicas and %lld atoms; the configuration has %ld and %d",
+                     path, (long long)scalars[2], (long long)scalars[3], R, r->replicas.topology.n_atoms);
+    if (rc == 0 && (uint64_t)scalars[1] != r->cfg->seed)
+        rc = dm_fail(err, "%s: checkpoint was written with seed %llu; the configuration says %llu",
+                     path, (unsigned long long)scalars[1], r->cfg->seed);
+    if (rc == 0) {
+        r->step = (long)scalars[0];
+        for (long k = 0; k < R; k++)
+            r->fire_state[k] = (fire_state){fire_real[2 * k], fire_real[2 * k + 1],
+                                            (int)fire_int[2 * k], (int)fire_int[2 * k + 1]};
+    }
+    free(fire_real);
+    free(fire_int);
+    return rc;
+}
+
+/* Positions and velocities: from a checkpoint, or from the structures with
+ * Maxwell-Boltzmann (or the files') velocities. */
+static int initial_state(run *r, const run_options *opt, dm_error *err)
+{
+    const run_config *c = r->cfg;
+    const molecule_batch *b = &r->replicas.topology;
+    for (int k = 0; k < r->replicas.n_replicas; k++)
+        r->thermostat_T[k] = r->replicas.states[k].temperature;
+    if (opt->restart) {
+        if (read_checkpoint(r, opt->restart, err)) return -1;
+    } else {
+        memcpy(r->x, b->positions, sizeof(double) * 3 * b->n_atoms);
+        if (c->velocities.set) {
+            double *T = malloc(sizeof(double) * (r->replicas.n_replicas + 1));
+            if (!T) return dm_fail(err, "out of memory");
+            for (int k = 0; k < r->replicas.n_replicas; k++) T[k] = c->velocities.temperature_K;
+            maxwell_boltzmann(b, r->replicas.masses, T, c->seed, r->v);
+            free(T);
+        } else {
+            memcpy(r->v, r->replicas.velocities, sizeof(double) * 3 * b->n_atoms);
+        }
+    }
+    if (r->dyn->set_positions(r->dyn_impl, r->x, err)) return -1;
+    if (r->dyn->set_velocities(r->dyn_impl, r->v, err)) return -1;
+    return r->dyn->compute_forces(r->dyn_impl, err);
+}
+
+static int open_output(run *r, const run_options *opt, dm_error *err)
+{
+    const run_config *c = r->cfg;
+    if (!c->output.file[0]) return 0;
+    int *n_atoms = malloc(sizeof(int) * (r->replicas.n_replicas + 1));
+    if (!n_atoms) return dm_fail(err, "out of memory");
+    for (int k = 0; k < r->replicas.n_replicas; k++)
+        n_atoms[k] = r->replicas.topology.offset[k + 1] - r->replicas.topology.offset[k];
+    h5md_layout layout = {.n_replicas = r->replicas.n_replicas,
+                          .n_atoms = n_atoms,
+                          .species = r->replicas.topology.species,
+                          .masses = r->replicas.masses,
+                          .write_velocity = c->output.velocity,
+                          .write_force = c->output.force,
+                          .author = getenv("USER")};
+    int rc = opt->restart ? h5md_open_append(&r->out, c->output.file, &layout, r->step, err)
+                          : h5md_create(&r->out, c->output.file, &layout, err);
+    free(n_atoms);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+static int write_frame(run *r, dm_error *err)
+{
+    const run_config *c = r->cfg;
+    if (r->dyn->get_state(r->dyn_impl, r->x, r->v, r->f, r->epot, r->ekin, err)) return -1;
+    for (int k = 0; k < r->replicas.n_replicas; k++)
+        r->temperature[k] = temperature_of(r->ekin[k], r->dof[k]);
+    h5md_frame fr = {.step = r->step,
+                     .time_fs = r->step * c->integrator.timestep_fs,
+                     .positions = r->x,
+                     .velocities = r->v,
+                     .forces = r->f,
+                     .potential_energy = r->epot,
+                     .kinetic_energy = r->ekin,
+                     .temperature = r->temperature};
+    if (h5md_write_frame(r->out, &fr, err)) return -1;
+    long flush = c->output.flush_interval;
+    if (flush > 0 && r->step % flush == 0) return h5md_flush(r->out, err);
+    return 0;
+}
+
+static int all_converged(const run *r)
+{
+    for (int k = 0; k < r->replicas.n_replicas; k++)
+        if (!r->fire_state[k].converged) return 0;
+    return 1;
+}
+
+static int advance(run *r, long n, dm_error *err)
+{
+    const run_config *c = r->cfg;
+    switch (c->integrator.kind) {
+    case INTEGRATOR_VERLET: return r->dyn->verlet(r->dyn_impl, n, c->integrator.timestep_fs, err);
+    case INTEGRATOR_LANGEVIN:
+        return r->dyn->langevin(r->dyn_impl, (uint64_t)r->step, n, c->integrator.timestep_fs,
+                                c->integrator.friction_per_ps, r->thermostat_T, c->seed, err);
+    case INTEGRATOR_FIRE: return r->dyn->fire(r->dyn_impl, n, &r->fire, r->fire_state, err);
+    }
+    return dm_fail(err, "unknown integrator");
+}
+
+/* Steps to the next multiple of `every` after `step` (every <= 0: never). */
+static long until_next(long step, long every)
+{
+    return every > 0 ? every - step % every : 0;
+}
+
+static long next_chunk(const run *r)
+{
+    const run_config *c = r->cfg;
+    long n = c->steps - r->step;
+    long events[] = {until_next(r->step, c->output.file[0] ? c->output.interval : 0),
+                     until_next(r->step, c->checkpoint.file[0] ? c->checkpoint.interval : 0),
+                     until_next(r->step, c->remove_com_interval),
+                     until_next(r->step, c->progress_interval > 0 ? c->progress_interval : 100)};
+    for (size_t k = 0; k < sizeof events / sizeof *events; k++)
+        if (events[k] > 0 && events[k] < n) n = events[k];
+    return n;
+}
+
+static int on_events(run *r, dm_error *err)
+{
+    const run_config *c = r->cfg;
+    if (c->remove_com_interval > 0 && r->step % c->remove_com_interval == 0 &&
+        r->dyn->remove_com_motion(r->dyn_impl, err))
+        return -1;
+    if (r->out && r->step % c->output.interval == 0 && write_frame(r, err)) return -1;
+    if (c->checkpoint.file[0] && c->checkpoint.interval > 0 &&
+        r->step % c->checkpoint.interval == 0 && write_checkpoint(r, err))
+        return -1;
+    return 0;
+}
+
+static int main_loop(run *r, const run_options *opt, run_summary *sum, dm_error *err)
+{
+    const run_config *c = r->cfg;
+    progress_meter pm;
+    progress_start(&pm, r->step, c->steps, c->integrator.timestep_fs, opt->quiet);
+    if (r->out && r->step % c->output.interval == 0 && !opt->restart && write_frame(r, err))
+        return -1;
+    while (r->step < c->steps && !stop_requested) {
+        if (c->integrator.kind == INTEGRATOR_FIRE && all_converged(r)) break;
+        long n = next_chunk(r);
+        if (advance(r, n, err)) return -1;
+        r->step += n;
+        if (on_events(r, err)) return -1;
+        progress_update(&pm, r->step);
+    }
+    progress_finish(&pm, r->step);
+    sum->steps_done = r->step;
+    sum->wall_seconds = pm.elapsed;
+    sum->steps_per_second = pm.steps_per_second;
+    if (stop_requested) {
+        sum->interrupted = 1;
+        fprintf(stderr, "distilmd: stopped by signal %d at step %ld\n", (int)stop_requested, r->step);
+    }
+    /* the final state is always checkpointed, so that a run can be extended */
+    if (c->checkpoint.file[0] && write_checkpoint(r, err)) return -1;
+    return 0;
+}
+
+static void run_free(run *r)
+{
+    dm_error ignored;
+    if (r->out) h5md_close(r->out, &ignored);
+    if (r->dyn_impl) r->dyn->destroy(r->dyn_impl);
+    replica_set_free(&r->replicas);
+    painn_model_free(&r->model);
+    free(r->x);
+    free(r->v);
+    free(r->f);
+    free(r->epot);
+    free(r->ekin);
+    free(r->temperature);
+    free(r->thermostat_T);
+    free(r->dof);
+    free(r->fire_state);
+}
+
+int run_simulation(const run_config *cfg, const run_options *opt, run_summary *sum, dm_error *err)
+{
+    run r = {.cfg = cfg};
+    memset(sum, 0, sizeof *sum);
+    int rc = painn_model_load(cfg->model, &r.model, err);
+    if (rc == 0) rc = replica_set_build(cfg, &r.replicas, err);
+    if (rc == 0) rc = (r.dyn = pick_dynamics(cfg->platform, err)) ? 0 : -1;
+    if (rc == 0) rc = alloc_buffers(&r, err);
+    if (rc == 0) {
+        sum->platform = r.dyn->platform;
+        r.hamiltonian.model = &r.model;
+        count_dof(&r);
+        init_fire(&r);
+        rc = r.dyn->create(&r.dyn_impl, &r.hamiltonian, &r.replicas.topology, r.replicas.masses, err);
+    }
+    if (rc == 0) rc = initial_state(&r, opt, err);
+    if (rc == 0) rc = open_output(&r, opt, err);
+    if (rc == 0) {
+        struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
+        sigemptyset(&sa.sa_mask);
+        stop_requested = 0;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        rc = main_loop(&r, opt, sum, err);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    if (rc == 0 && r.out) {
+        rc = h5md_close(r.out, err);
+        r.out = NULL;
+    }
+    run_free(&r);
+    return rc;
+}

@@ -1,0 +1,156 @@
+/* reference_dynamics.c — the reference platform's dynamics: host arrays in
+ * float64, the reference model for forces, the integrators of this folder. */
+#include "integrators.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct reference_dynamics {
+    const hamiltonian *h;
+    molecule_batch b;  /* topology and positions */
+    double *masses, *v, *forces, *epot;
+} reference_dynamics;
+
+static void ref_destroy(void *impl)
+{
+    reference_dynamics *d = impl;
+    if (!d) return;
+    molecule_batch_free(&d->b);
+    free(d->masses);
+    free(d->v);
+    free(d->forces);
+    free(d->epot);
+    free(d);
+}
+
+static int ref_create(void **impl, const hamiltonian *h, const molecule_batch *topo,
+                      const double *masses, dm_error *err)
+{
+    reference_dynamics *d = calloc(1, sizeof *d);
+    int *sizes = malloc(sizeof(int) * ((size_t)topo->n_molecules + 1));
+    if (!d || !sizes) {
+        free(d);
+        free(sizes);
+        return dm_fail(err, "out of memory");
+    }
+    for (int r = 0; r < topo->n_molecules; r++) sizes[r] = topo->offset[r + 1] - topo->offset[r];
+    int rc = molecule_batch_alloc(&d->b, topo->n_molecules, sizes, err);
+    free(sizes);
+    if (rc) {
+        free(d);
+        return -1;
+    }
+    size_t n3 = 3 * (size_t)d->b.n_atoms;
+    memcpy(d->b.species, topo->species, sizeof(int) * d->b.n_atoms);
+    d->h = h;
+    d->masses = malloc(sizeof(double) * (d->b.n_atoms + 1));
+    d->v = calloc(n3 + 1, sizeof(double));
+    d->forces = calloc(n3 + 1, sizeof(double));
+    d->epot = calloc(d->b.n_molecules + 1, sizeof(double));
+    if (!d->masses || !d->v || !d->forces || !d->epot) {
+        ref_destroy(d);
+        return dm_fail(err, "out of memory");
+    }
+    memcpy(d->masses, masses, sizeof(double) * d->b.n_atoms);
+    *impl = d;
+    return 0;
+}
+
+static int ref_set_positions(void *impl, const double *x, dm_error *err)
+{
+    (void)err;
+    reference_dynamics *d = impl;
+    memcpy(d->b.positions, x, sizeof(double) * 3 * d->b.n_atoms);
+    return 0;
+}
+
+static int ref_set_velocities(void *impl, const double *v, dm_error *err)
+{
+    (void)err;
+    reference_dynamics *d = impl;
+    memcpy(d->v, v, sizeof(double) * 3 * d->b.n_atoms);
+    return 0;
+}
+
+static int ref_compute_forces(void *impl, dm_error *err)
+{
+    reference_dynamics *d = impl;
+    return hamiltonian_reference_compute(d->h, &d->b, d->b.positions, d->epot, d->forces, err);
+}
+
+/* B A A B with the force call in the middle: velocity Verlet */
+static int ref_verlet(void *impl, long n_steps, double dt, dm_error *err)
+{
+    reference_dynamics *d = impl;
+    for (long s = 0; s < n_steps; s++) {
+        half_kick(d->b.n_atoms, d->masses, d->forces, dt, d->v);
+        drift(d->b.n_atoms, d->v, dt, d->b.positions);
+        if (ref_compute_forces(d, err)) return -1;
+        half_kick(d->b.n_atoms, d->masses, d->forces, dt, d->v);
+    }
+    return 0;
+}
+
+/* B A O A B */
+static int ref_langevin(void *impl, uint64_t first_step, long n_steps, double dt, double friction,
+                        const double *temperatures, uint64_t seed, dm_error *err)
+{
+    reference_dynamics *d = impl;
+    for (long s = 0; s < n_steps; s++) {
+        half_kick(d->b.n_atoms, d->masses, d->forces, dt, d->v);
+        drift(d->b.n_atoms, d->v, 0.5 * dt, d->b.positions);
+        langevin_thermostat(&d->b, d->masses, temperatures, dt, friction, seed,
+                            first_step + (uint64_t)s, d->v);
+        drift(d->b.n_atoms, d->v, 0.5 * dt, d->b.positions);
+        if (ref_compute_forces(d, err)) return -1;
+        half_kick(d->b.n_atoms, d->masses, d->forces, dt, d->v);
+    }
+    return 0;
+}
+
+static int ref_fire(void *impl, long n_steps, const fire_params *p, fire_state *state, dm_error *err)
+{
+    reference_dynamics *d = impl;
+    for (long s = 0; s < n_steps; s++) {
+        for (int r = 0; r < d->b.n_molecules; r++)
+            fire_update(&d->b, r, d->forces, p, &state[r], d->v, d->b.positions);
+        if (ref_compute_forces(d, err)) return -1;
+    }
+    return 0;
+}
+
+static int ref_remove_com_motion(void *impl, dm_error *err)
+{
+    (void)err;
+    reference_dynamics *d = impl;
+    remove_com_motion(&d->b, d->masses, d->v);
+    return 0;
+}
+
+static int ref_get_state(void *impl, double *x, double *v, double *forces, double *epot,
+                         double *ekin, dm_error *err)
+{
+    (void)err;
+    reference_dynamics *d = impl;
+    size_t n3 = sizeof(double) * 3 * d->b.n_atoms;
+    if (x) memcpy(x, d->b.positions, n3);
+    if (v) memcpy(v, d->v, n3);
+    if (forces) memcpy(forces, d->forces, n3);
+    if (epot) memcpy(epot, d->epot, sizeof(double) * d->b.n_molecules);
+    if (ekin) kinetic_energies(&d->b, d->masses, d->v, ekin);
+    return 0;
+}
+
+const dynamics_ops dynamics_reference = {
+    .platform = "reference",
+    .create = ref_create,
+    .set_positions = ref_set_positions,
+    .set_velocities = ref_set_velocities,
+    .compute_forces = ref_compute_forces,
+    .verlet = ref_verlet,
+    .langevin = ref_langevin,
+    .fire = ref_fire,
+    .remove_com_motion = ref_remove_com_motion,
+    .get_state = ref_get_state,
+    .destroy = ref_destroy,
+};
