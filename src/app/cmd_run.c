@@ -87,7 +87,7 @@ int cmd_run(int argc, char **argv)
     if (rc == 0)
         fprintf(stderr, "distilmd run: %ld steps on the %s platform, %.1f steps/s%s\n",
                 sum.steps_done, sum.platform, sum.steps_per_second,
-                sum.interrupted ? " (interrupted; checkpoint written)" : "");
+                sum.interrupted ? " (interrupted)" : "");
     run_config_free(&cfg);
-    return rc ? 1 : (sum.interrupted ? 130 : 0);
+    return rc ? 1 : (sum.interrupted ? 128 + sum.interrupted : 0); /* as the shell reports a signal */
 }

@@ -313,8 +313,10 @@ static int main_loop(run *r, const run_options *opt, run_summary *sum, dm_error 
     sum->wall_seconds = pm.elapsed;
     sum->steps_per_second = pm.steps_per_second;
     if (stop_requested) {
-        sum->interrupted = 1;
-        fprintf(stderr, "distilmd: stopped by signal %d at step %ld\n", (int)stop_requested, r->step);
+        sum->interrupted = (int)stop_requested;
+        fprintf(stderr, "distilmd: stopped by signal %d at step %ld; %s%s\n", (int)stop_requested,
+                r->step, c->checkpoint.file[0] ? "checkpoint written to " : "no checkpoint file configured",
+                c->checkpoint.file);
     }
     /* the final state is always checkpointed, so that a run can be extended */
     if (c->checkpoint.file[0] && write_checkpoint(r, err)) return -1;

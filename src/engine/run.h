@@ -17,7 +17,7 @@ typedef struct run_options {
 /* What the run did, for the caller and the tests. */
 typedef struct run_summary {
     long steps_done;       /* the step the run ended at */
-    int interrupted;       /* stopped by SIGINT/SIGTERM (a checkpoint was written) */
+    int interrupted;       /* the signal (SIGINT/SIGTERM) that stopped it, else 0 */
     const char *platform;  /* which platform ran it */
     double wall_seconds;
     double steps_per_second;

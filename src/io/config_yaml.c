@@ -1,0 +1,966 @@
+/* config_yaml.c — reads the YAML configuration of `distilmd run` into a
+ * run_config (src/engine/run_config.h); every key is documented in
+ * docs/config.md.
+ *
+ * The file is loaded with libyaml's document API into a node tree; each
+ * node carries its position in the file, so every message can read
+ *     FILE:LINE: key 'integrator.timestep': expected ..., got '...'
+ * with LINE 1-based. Keys are checked level by level against the valid
+ * ones; a misspelt key gets the nearest valid key (optimal-string-alignment
+ * edit distance: insertions, deletions, substitutions and swaps of two
+ * neighbouring letters each count 1) when that distance is at most 3.
+ *
+ * Paths (model, systems[].structure, output.file, checkpoint.file): each
+ * ${NAME} is replaced by the environment variable NAME, then a relative
+ * path is joined to the (absolute) directory of the YAML file. */
+#define _XOPEN_SOURCE 700 /* realpath, PATH_MAX */
+
+#include "../engine/run_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#define KEY_PATH_MAX 160
+#define MAX_SUGGEST_DISTANCE 3
+#define FIRE_DEFAULT_ITERATIONS 1000
+#define MAX_REPLICAS 10000000L
+
+/* ---- the valid keys at each level ---- */
+
+static const char *const TOP_KEYS[] = {"model",
+                                       "platform",
+                                       "seed",
+                                       "steps",
+                                       "systems",
+                                       "integrator",
+                                       "velocities",
+                                       "remove_com_interval",
+                                       "output",
+                                       "checkpoint",
+                                       "progress_interval",
+                                       NULL};
+static const char *const SYSTEM_KEYS[] = {"structure", "frame", "copies", "temperature", NULL};
+static const char *const INTEGRATOR_KEYS[] = {
+    "type", "timestep", "friction", "temperature", "force_tolerance", "max_step", NULL};
+static const char *const VELOCITY_KEYS[] = {"temperature", NULL};
+static const char *const OUTPUT_KEYS[] = {"file", "interval", "fields", "flush_interval", NULL};
+static const char *const CHECKPOINT_KEYS[] = {"file", "interval", NULL};
+
+static const char *const INTEGRATOR_TYPES[] = {"verlet", "langevin", "fire", NULL};
+static const char *const PLATFORMS[] = {"auto", "reference", "cuda", NULL};
+static const char *const OUTPUT_FIELDS[] = {"position", "velocity", "force", NULL};
+
+/* Every level, so that a key written at the wrong level can be placed. */
+typedef struct key_level {
+    const char *name;
+    const char *const *keys;
+} key_level;
+
+static const key_level KEY_LEVELS[] = {
+    {"the top level", TOP_KEYS},   {"systems[]", SYSTEM_KEYS}, {"integrator", INTEGRATOR_KEYS},
+    {"velocities", VELOCITY_KEYS}, {"output", OUTPUT_KEYS},    {"checkpoint", CHECKPOINT_KEYS},
+};
+#define N_KEY_LEVELS (sizeof KEY_LEVELS / sizeof KEY_LEVELS[0])
+
+/* ---- the reader and its messages ---- */
+
+typedef struct reader {
+    const char *file;          /* the YAML file as the caller named it */
+    char dir[CONFIG_PATH_MAX]; /* its directory, absolute */
+    yaml_document_t *doc;
+    dm_error *err;
+} reader;
+
+/* One value of a mapping (or item of a sequence), where it was written and
+ * the key path that names it. */
+typedef struct field {
+    yaml_node_t *value;
+    unsigned long line;      /* 1-based line of the key (or item) */
+    char path[KEY_PATH_MAX]; /* e.g. "integrator.timestep", "systems[0]" */
+} field;
+
+static unsigned long node_line(const yaml_node_t *node)
+{
+    return (unsigned long)node->start_mark.line + 1;
+}
+
+/* "FILE:LINE: message" */
+static int fail_line(const reader *r, unsigned long line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int fail_line(const reader *r, unsigned long line, const char *fmt, ...)
+{
+    char what[DM_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return dm_fail(r->err, "%s:%lu: %s", r->file, line, what);
+}
+
+static const char *scalar_text(const yaml_node_t *node)
+{
+    return node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
+}
+
+/* A plain scalar that YAML reads as null: empty, "~" or "null". */
+static int is_null(const yaml_node_t *node)
+{
+    const char *s = scalar_text(node);
+    if (!s || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+/* How a value reads in a message: 'text', a mapping, a list or nothing. */
+static const char *describe(const yaml_node_t *node, char *buf, size_t size)
+{
+    if (node->type == YAML_MAPPING_NODE) return "a mapping";
+    if (node->type == YAML_SEQUENCE_NODE) return "a list";
+    if (is_null(node)) return "nothing";
+    const char *s = scalar_text(node);
+    if (strlen(s) > 60)
+        snprintf(buf, size, "'%.57s...'", s);
+    else
+        snprintf(buf, size, "'%s'", s);
+    return buf;
+}
+
+/* "key 'a.b': expected EXPECTATION, got WHAT" */
+static int fail_expected(const reader *r, const field *f, const char *expectation)
+{
+    char buf[80];
+    if (!*f->path)
+        return fail_line(r, f->line, "the configuration: expected %s, got %s", expectation,
+                         describe(f->value, buf, sizeof buf));
+    return fail_line(r, f->line, "key '%s': expected %s, got %s", f->path, expectation,
+                     describe(f->value, buf, sizeof buf));
+}
+
+/* ---- nearest valid word ---- */
+
+/* The position of `word` in `words`, or -1. */
+static int word_index(const char *word, const char *const *words)
+{
+    for (int i = 0; words[i]; i++)
+        if (!strcmp(word, words[i])) return i;
+    return -1;
+}
+
+/* Optimal-string-alignment distance between a and b (case-sensitive):
+ * d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+[a_i != b_j],
+ *               d[i-2][j-2]+1 when a_i a_{i-1} = b_{j-1} b_j).
+ * Words longer than 63 characters count as infinitely far. */
+static int edit_distance(const char *a, const char *b)
+{
+    enum { W = 64 };
+    size_t n = strlen(a), m = strlen(b);
+    if (n >= W || m >= W) return INT_MAX;
+    int d[W][W];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[n][m];
+}
+
+/* The word of `words` nearest to `word`, if within MAX_SUGGEST_DISTANCE
+ * edits and fewer edits than `word` has letters; else NULL. */
+static const char *nearest_word(const char *word, const char *const *words)
+{
+    const char *best = NULL;
+    int best_d = INT_MAX;
+    for (int i = 0; words[i]; i++) {
+        int d = edit_distance(word, words[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = words[i];
+        }
+    }
+    if (best_d > MAX_SUGGEST_DISTANCE || best_d >= (int)strlen(word)) return NULL;
+    return best;
+}
+
+/* "a, b, c" */
+static const char *join_words(const char *const *words, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (int i = 0; words[i]; i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, "%s%s", i ? ", " : "", words[i]);
+    }
+    return buf;
+}
+
+/* "'integrator' or 'velocities'": the levels other than `level` where `key`
+ * is valid; "" when none. */
+static const char *levels_with_key(const char *key, const char *level, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_KEY_LEVELS; i++) {
+        if (!strcmp(KEY_LEVELS[i].name, level)) continue;
+        for (int k = 0; KEY_LEVELS[i].keys[k]; k++) {
+            if (strcmp(KEY_LEVELS[i].keys[k], key)) continue;
+            size_t used = strlen(buf);
+            snprintf(buf + used, size - used, "%s'%s'", used ? " or " : "", KEY_LEVELS[i].name);
+        }
+    }
+    return buf;
+}
+
+/* ---- mappings: known keys, no duplicates, lookup ---- */
+
+/* The level name a mapping at `path` has in KEY_LEVELS. */
+static const char *level_name(const char *path)
+{
+    if (!*path) return "the top level";
+    if (!strncmp(path, "systems[", 8)) return "systems[]";
+    return path;
+}
+
+static int fail_unknown_key(const reader *r, const yaml_node_t *key, const char *path,
+                            const char *const *valid)
+{
+    const char *name = scalar_text(key);
+    const char *level = level_name(path);
+    char where[KEY_PATH_MAX + 16], list[256], elsewhere[256];
+    if (*path)
+        snprintf(where, sizeof where, " in '%s'", path);
+    else
+        snprintf(where, sizeof where, " at the top level");
+    const char *near = nearest_word(name, valid);
+    if (near)
+        return fail_line(r, node_line(key), "unknown key '%s'%s; did you mean '%s'?", name, where,
+                         near);
+    if (*levels_with_key(name, level, elsewhere, sizeof elsewhere))
+        return fail_line(r, node_line(key),
+                         "unknown key '%s'%s; '%s' belongs in %s (valid keys here: %s)", name,
+                         where, name, elsewhere, join_words(valid, list, sizeof list));
+    return fail_line(r, node_line(key), "unknown key '%s'%s; valid keys here: %s", name, where,
+                     join_words(valid, list, sizeof list));
+}
+
+/* Checks that f's value is a mapping whose keys are plain words from
+ * `valid`, each given once. */
+static int check_mapping(const reader *r, const field *f, const char *const *valid,
+                         const char *expectation)
+{
+    if (f->value->type != YAML_MAPPING_NODE) return fail_expected(r, f, expectation);
+    const yaml_node_t *map = f->value;
+    for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *key = yaml_document_get_node(r->doc, p->key);
+        const char *name = scalar_text(key);
+        if (!name) {
+            char buf[80];
+            return fail_line(r, node_line(key), "in '%s': expected a key name, got %s",
+                             *f->path ? f->path : "the top level", describe(key, buf, sizeof buf));
+        }
+        if (word_index(name, valid) < 0) return fail_unknown_key(r, key, f->path, valid);
+        for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            const yaml_node_t *earlier = yaml_document_get_node(r->doc, q->key);
+            if (!strcmp(scalar_text(earlier), name))
+                return fail_line(r, node_line(key),
+                                 "duplicate key '%s%s%s' (first given on line %lu)", f->path,
+                                 *f->path ? "." : "", name, node_line(earlier));
+        }
+    }
+    return 0;
+}
+
+/* Names a field; key paths are short, a cut one only shortens messages. */
+static void set_path(field *f, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void set_path(field *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->path, sizeof f->path, fmt, ap);
+    va_end(ap);
+}
+
+/* Finds `key` in the mapping of `parent`; fills `out` and returns 1, or
+ * returns 0 when the key is absent. Keys were checked by check_mapping. */
+static int lookup(const reader *r, const field *parent, const char *key, field *out)
+{
+    const yaml_node_t *map = parent->value;
+    for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        if (strcmp(scalar_text(k), key)) continue;
+        out->value = yaml_document_get_node(r->doc, p->value);
+        out->line = node_line(k);
+        set_path(out, "%s%s%s", parent->path, *parent->path ? "." : "", key);
+        return 1;
+    }
+    return 0;
+}
+
+/* The i-th item of the sequence in `parent`, named "path[i]". */
+static void sequence_item(const reader *r, const field *parent, int i, field *out)
+{
+    const yaml_node_t *seq = parent->value;
+    out->value = yaml_document_get_node(r->doc, seq->data.sequence.items.start[i]);
+    out->line = node_line(out->value);
+    set_path(out, "%s[%d]", parent->path, i);
+}
+
+static int sequence_length(const yaml_node_t *seq)
+{
+    return (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+}
+
+static int fail_missing(const reader *r, const field *parent, const char *key, const char *meaning)
+{
+    if (*parent->path)
+        return fail_line(r, parent->line, "key '%s': missing required key '%s' (%s)", parent->path,
+                         key, meaning);
+    return fail_line(r, parent->line, "missing required key '%s' (%s)", key, meaning);
+}
+
+/* ---- scalar values ---- */
+
+typedef enum bound { POSITIVE, NON_NEGATIVE } bound;
+
+/* A finite decimal number within `b`. */
+static int read_number(const reader *r, const field *f, bound b, const char *expectation,
+                       double *out)
+{
+    const char *s = scalar_text(f->value);
+    if (!s || is_null(f->value)) return fail_expected(r, f, expectation);
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(x))
+        return fail_expected(r, f, expectation);
+    if ((b == POSITIVE && !(x > 0)) || (b == NON_NEGATIVE && x < 0))
+        return fail_expected(r, f, expectation);
+    *out = x;
+    return 0;
+}
+
+/* A whole number >= min. Accepts YAML's digit separators (1_000_000) and
+ * exact whole numbers in exponent form (1e6). */
+static int read_whole(const reader *r, const field *f, long min, const char *expectation, long *out)
+{
+    const char *s = scalar_text(f->value);
+    if (!s || is_null(f->value)) return fail_expected(r, f, expectation);
+    char digits[64];
+    size_t n = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c == '_') continue;
+        if (n + 1 >= sizeof digits) return fail_expected(r, f, expectation);
+        digits[n++] = *c;
+    }
+    digits[n] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(digits, &end, 10);
+    if (end == digits || *end || errno == ERANGE) {
+        errno = 0;
+        double x = strtod(digits, &end);
+        if (end == digits || *end || errno == ERANGE || !isfinite(x) || x != floor(x) ||
+            fabs(x) > 9007199254740992.0)
+            return fail_expected(r, f, expectation);
+        v = (long long)x;
+    }
+    if (v < min || v > LONG_MAX) return fail_expected(r, f, expectation);
+    *out = (long)v;
+    return 0;
+}
+
+/* An unsigned 64-bit integer (the random seed). */
+static int read_seed(const reader *r, const field *f, unsigned long long *out)
+{
+    const char *expectation = "a whole number from 0 to 18446744073709551615";
+    const char *s = scalar_text(f->value);
+    if (!s || is_null(f->value) || !isdigit((unsigned char)s[0]))
+        return fail_expected(r, f, expectation);
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno == ERANGE) return fail_expected(r, f, expectation);
+    *out = v;
+    return 0;
+}
+
+/* One of `choices`; *index is its position there. */
+static int read_choice(const reader *r, const field *f, const char *const *choices,
+                       const char *what, int *index)
+{
+    char list[128], buf[80];
+    join_words(choices, list, sizeof list);
+    const char *s = scalar_text(f->value);
+    if (!s || is_null(f->value))
+        return fail_line(r, f->line, "key '%s': expected one of %s, got %s", f->path, list,
+                         describe(f->value, buf, sizeof buf));
+    *index = word_index(s, choices);
+    if (*index >= 0) return 0;
+    const char *near = nearest_word(s, choices);
+    char hint[96] = "";
+    if (near) snprintf(hint, sizeof hint, "; did you mean '%s'?", near);
+    return fail_line(r, f->line, "key '%s': unknown %s %s; expected one of %s%s", f->path, what,
+                     describe(f->value, buf, sizeof buf), list, hint);
+}
+
+/* ---- paths ---- */
+
+/* Copies `in` to `out`, replacing each ${NAME} by the environment variable
+ * NAME (letters, digits, '_'; set and non-empty). */
+static int expand_variables(const reader *r, const field *f, const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *c = in; *c;) {
+        const char *piece = c;
+        size_t piece_len = 1;
+        if (c[0] == '$' && c[1] == '{') {
+            const char *name = c + 2, *close = strchr(name, '}');
+            if (!close)
+                return fail_line(r, f->line,
+                                 "key '%s': unterminated '${' in '%s'; expected ${NAME}", f->path,
+                                 in);
+            size_t len = (size_t)(close - name);
+            int valid = len > 0 && len < 128 && !isdigit((unsigned char)name[0]);
+            for (size_t i = 0; i < len && valid; i++)
+                valid = isalnum((unsigned char)name[i]) || name[i] == '_';
+            if (!valid)
+                return fail_line(r, f->line,
+                                 "key '%s': '${%.*s}' in '%s' is not a variable; expected "
+                                 "${NAME} with NAME made of letters, digits and '_'",
+                                 f->path, (int)len, name, in);
+            char var[128];
+            memcpy(var, name, len);
+            var[len] = '\0';
+            const char *value = getenv(var);
+            if (!value || !*value)
+                return fail_line(r, f->line,
+                                 "key '%s': environment variable '%s' is %s (used as ${%s} in "
+                                 "'%s')",
+                                 f->path, var, value ? "empty" : "not set", var, in);
+            piece = value;
+            piece_len = strlen(value);
+            c = close + 1;
+        } else {
+            c++;
+        }
+        if (n + piece_len >= size)
+            return fail_line(r, f->line, "key '%s': path longer than %zu characters", f->path,
+                             size - 1);
+        memcpy(out + n, piece, piece_len);
+        n += piece_len;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Expands variables in a path and makes it absolute against the YAML file's
+ * directory: "mol.xyz" -> "<dir>/mol.xyz". */
+static int read_path(const reader *r, const field *f, const char *meaning, char *out)
+{
+    const char *s = scalar_text(f->value);
+    if (!s || !*s || is_null(f->value)) {
+        char expectation[128];
+        snprintf(expectation, sizeof expectation, "the path of %s", meaning);
+        return fail_expected(r, f, expectation);
+    }
+    char expanded[CONFIG_PATH_MAX];
+    if (expand_variables(r, f, s, expanded, sizeof expanded)) return -1;
+    int len = expanded[0] == '/' ? snprintf(out, CONFIG_PATH_MAX, "%s", expanded)
+                                 : snprintf(out, CONFIG_PATH_MAX, "%s/%s", r->dir, expanded);
+    if (len < 0 || len >= CONFIG_PATH_MAX)
+        return fail_line(r, f->line, "key '%s': path longer than %d characters", f->path,
+                         CONFIG_PATH_MAX - 1);
+    return 0;
+}
+
+/* A path to a file that must exist now (the model, a structure). */
+static int read_existing_file(const reader *r, const field *f, const char *meaning, char *out)
+{
+    if (read_path(r, f, meaning, out)) return -1;
+    struct stat st;
+    const char *written = scalar_text(f->value);
+    if (stat(out, &st) != 0)
+        return fail_line(r, f->line, "key '%s': %s '%s' (written '%s'): %s", f->path, meaning, out,
+                         written, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail_line(r, f->line, "key '%s': %s '%s' (written '%s') is not a regular file",
+                         f->path, meaning, out, written);
+    return 0;
+}
+
+/* A path to a file that will be written: its directory must exist. */
+static int read_output_file(const reader *r, const field *f, const char *meaning, char *out)
+{
+    if (read_path(r, f, meaning, out)) return -1;
+    char dir[CONFIG_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail_line(r, f->line, "key '%s': directory '%s' for %s does not exist", f->path, dir,
+                         meaning);
+    return 0;
+}
+
+/* ---- sections ---- */
+
+static const char *integrator_name(integrator_kind kind)
+{
+    return INTEGRATOR_TYPES[kind];
+}
+
+/* A key given for an integrator that does not use it. */
+static int fail_not_used(const reader *r, const field *f, const char *users, const run_config *cfg)
+{
+    return fail_line(r, f->line,
+                     "key '%s': only used by %s, but integrator.type is '%s'; "
+                     "remove it or change integrator.type",
+                     f->path, users, integrator_name(cfg->integrator.kind));
+}
+
+static int parse_integrator(const reader *r, const field *top, run_config *cfg,
+                            int *has_temperature)
+{
+    field sec, f;
+    *has_temperature = 0;
+    if (!lookup(r, top, "integrator", &sec)) return 0;
+    const char *s = scalar_text(sec.value);
+    if (s && word_index(s, INTEGRATOR_TYPES) >= 0)
+        return fail_line(r, sec.line,
+                         "key 'integrator': expected a mapping, got '%s'; write 'integrator:' "
+                         "and on the next line, indented, 'type: %s'",
+                         s, s);
+    if (check_mapping(r, &sec, INTEGRATOR_KEYS,
+                      "a mapping with type, timestep, ... (see docs/config.md)"))
+        return -1;
+    int kind = INTEGRATOR_VERLET;
+    if (lookup(r, &sec, "type", &f) && read_choice(r, &f, INTEGRATOR_TYPES, "integrator", &kind))
+        return -1;
+    cfg->integrator.kind = (integrator_kind)kind;
+    int langevin = kind == INTEGRATOR_LANGEVIN, fire = kind == INTEGRATOR_FIRE;
+    if (lookup(r, &sec, "timestep", &f) &&
+        read_number(r, &f, POSITIVE, "a positive number of femtoseconds",
+                    &cfg->integrator.timestep_fs))
+        return -1;
+    if (lookup(r, &sec, "friction", &f) &&
+        (!langevin ? fail_not_used(r, &f, "the langevin integrator", cfg)
+                   : read_number(r, &f, POSITIVE, "a positive friction coefficient in 1/ps",
+                                 &cfg->integrator.friction_per_ps)))
+        return -1;
+    if (lookup(r, &sec, "temperature", &f)) {
+        if (!langevin) return fail_not_used(r, &f, "the langevin integrator", cfg);
+        if (read_number(r, &f, NON_NEGATIVE, "a temperature in kelvin (a number >= 0)",
+                        &cfg->integrator.temperature_K))
+            return -1;
+        *has_temperature = 1;
+    }
+    if (lookup(r, &sec, "force_tolerance", &f) &&
+        (!fire ? fail_not_used(r, &f, "the fire integrator", cfg)
+               : read_number(r, &f, POSITIVE, "a positive force in eV/Å",
+                             &cfg->integrator.force_tolerance)))
+        return -1;
+    if (lookup(r, &sec, "max_step", &f) &&
+        (!fire
+             ? fail_not_used(r, &f, "the fire integrator", cfg)
+             : read_number(r, &f, POSITIVE, "a positive distance in Å", &cfg->integrator.max_step)))
+        return -1;
+    return 0;
+}
+
+/* systems[i].temperature: one number for every copy, or a list of
+ * `copies` numbers. */
+static int parse_system_temperature(const reader *r, const field *f, run_config *cfg,
+                                    system_spec *sys)
+{
+    const char *kelvin = "a temperature in kelvin (a number >= 0)";
+    if (cfg->integrator.kind != INTEGRATOR_LANGEVIN)
+        return fail_not_used(r, f, "the langevin integrator", cfg);
+    if (f->value->type == YAML_MAPPING_NODE)
+        return fail_expected(r, f, "a temperature in kelvin or a list of one per copy");
+    int n = f->value->type == YAML_SEQUENCE_NODE ? sequence_length(f->value) : 1;
+    if (f->value->type == YAML_SEQUENCE_NODE && n != sys->copies)
+        return fail_line(r, f->line,
+                         "key '%s': expected %d temperatures (one per copy, copies: %d), got %d",
+                         f->path, sys->copies, sys->copies, n);
+    sys->temperatures = calloc((size_t)sys->copies, sizeof *sys->temperatures);
+    if (!sys->temperatures) return fail_line(r, f->line, "key '%s': out of memory", f->path);
+    sys->n_temperatures = sys->copies;
+    if (f->value->type != YAML_SEQUENCE_NODE) {
+        if (read_number(r, f, NON_NEGATIVE, kelvin, &sys->temperatures[0])) return -1;
+        for (int c = 1; c < sys->copies; c++) sys->temperatures[c] = sys->temperatures[0];
+        return 0;
+    }
+    for (int c = 0; c < n; c++) {
+        field item;
+        sequence_item(r, f, c, &item);
+        if (read_number(r, &item, NON_NEGATIVE, kelvin, &sys->temperatures[c])) return -1;
+    }
+    return 0;
+}
+
+static int parse_system(const reader *r, const field *item, run_config *cfg, system_spec *sys)
+{
+    field f;
+    if (check_mapping(r, item, SYSTEM_KEYS,
+                      "a mapping with structure, copies, ... "
+                      "(e.g. '- structure: mol.xyz')"))
+        return -1;
+    if (!lookup(r, item, "structure", &f))
+        return fail_missing(r, item, "structure", "the XYZ file of this system");
+    if (read_existing_file(r, &f, "structure file", sys->structure)) return -1;
+    long v;
+    if (lookup(r, item, "frame", &f)) {
+        if (read_whole(r, &f, 0, "a frame index (a whole number >= 0)", &v)) return -1;
+        if (v > INT_MAX) return fail_expected(r, &f, "a frame index (a whole number >= 0)");
+        sys->frame = (int)v;
+    }
+    if (lookup(r, item, "copies", &f)) {
+        if (read_whole(r, &f, 1, "a positive whole number of copies", &v)) return -1;
+        if (v > MAX_REPLICAS) return fail_expected(r, &f, "at most 10000000 copies");
+        sys->copies = (int)v;
+    }
+    if (lookup(r, item, "temperature", &f) && parse_system_temperature(r, &f, cfg, sys)) return -1;
+    return 0;
+}
+
+static int parse_systems(const reader *r, const field *top, run_config *cfg)
+{
+    field sec;
+    if (!lookup(r, top, "systems", &sec))
+        return fail_missing(r, top, "systems", "a list of structures, e.g. '- structure: mol.xyz'");
+    const char *expectation = "a list of systems (lines starting '- structure: FILE')";
+    if (sec.value->type != YAML_SEQUENCE_NODE) return fail_expected(r, &sec, expectation);
+    int n = sequence_length(sec.value);
+    if (n == 0)
+        return fail_line(r, sec.line,
+                         "key 'systems': expected at least one system, got an empty list");
+    cfg->systems = calloc((size_t)n, sizeof *cfg->systems);
+    if (!cfg->systems) return fail_line(r, sec.line, "key 'systems': out of memory");
+    cfg->n_systems = n;
+    for (int i = 0; i < n; i++) cfg->systems[i].copies = 1;
+    long replicas = 0;
+    for (int i = 0; i < n; i++) {
+        field item;
+        sequence_item(r, &sec, i, &item);
+        if (parse_system(r, &item, cfg, &cfg->systems[i])) return -1;
+        replicas += cfg->systems[i].copies;
+        if (replicas > MAX_REPLICAS)
+            return fail_line(r, item.line, "key '%s': more than %ld replicas in all", item.path,
+                             MAX_REPLICAS);
+    }
+    return 0;
+}
+
+static int parse_velocities(const reader *r, const field *top, run_config *cfg)
+{
+    field sec, f;
+    if (!lookup(r, top, "velocities", &sec)) return 0;
+    if (cfg->integrator.kind == INTEGRATOR_FIRE)
+        return fail_not_used(r, &sec, "the verlet and langevin integrators", cfg);
+    if (check_mapping(r, &sec, VELOCITY_KEYS, "a mapping with 'temperature: KELVIN'")) return -1;
+    if (!lookup(r, &sec, "temperature", &f))
+        return fail_missing(r, &sec, "temperature",
+                            "of the Maxwell-Boltzmann initial velocities, in K");
+    if (read_number(r, &f, NON_NEGATIVE, "a temperature in kelvin (a number >= 0)",
+                    &cfg->velocities.temperature_K))
+        return -1;
+    cfg->velocities.set = 1;
+    return 0;
+}
+
+/* output.fields: a list drawn from position, velocity, force. */
+static int parse_output_fields(const reader *r, const field *f, run_config *cfg)
+{
+    if (f->value->type != YAML_SEQUENCE_NODE)
+        return fail_expected(r, f, "a list of fields such as [position, velocity, force]");
+    int *flags[] = {&cfg->output.position, &cfg->output.velocity, &cfg->output.force};
+    for (int k = 0; k < 3; k++) *flags[k] = 0;
+    for (int i = 0; i < sequence_length(f->value); i++) {
+        field item;
+        sequence_item(r, f, i, &item);
+        int k;
+        if (read_choice(r, &item, OUTPUT_FIELDS, "output field", &k)) return -1;
+        if (*flags[k])
+            return fail_line(r, item.line, "key '%s': field '%s' listed twice", item.path,
+                             OUTPUT_FIELDS[k]);
+        *flags[k] = 1;
+    }
+    return 0;
+}
+
+static int parse_output(const reader *r, const field *top, run_config *cfg)
+{
+    field sec, f;
+    int flush_given = 0;
+    if (lookup(r, top, "output", &sec)) {
+        if (check_mapping(r, &sec, OUTPUT_KEYS,
+                          "a mapping with file, interval, fields, flush_interval"))
+            return -1;
+        if (lookup(r, &sec, "file", &f) &&
+            read_output_file(r, &f, "the H5MD trajectory", cfg->output.file))
+            return -1;
+        if (lookup(r, &sec, "interval", &f) &&
+            read_whole(r, &f, 1, "a positive whole number of steps", &cfg->output.interval))
+            return -1;
+        if (lookup(r, &sec, "fields", &f) && parse_output_fields(r, &f, cfg)) return -1;
+        if (lookup(r, &sec, "flush_interval", &f)) {
+            if (read_whole(r, &f, 1, "a positive whole number of steps",
+                           &cfg->output.flush_interval))
+                return -1;
+            flush_given = 1;
+        }
+    }
+    if (!flush_given)
+        cfg->output.flush_interval =
+            cfg->output.interval > LONG_MAX / 10 ? LONG_MAX : cfg->output.interval * 10;
+    return 0;
+}
+
+static int parse_checkpoint(const reader *r, const field *top, run_config *cfg)
+{
+    field sec, f;
+    if (!lookup(r, top, "checkpoint", &sec)) return 0;
+    if (check_mapping(r, &sec, CHECKPOINT_KEYS, "a mapping with file and interval")) return -1;
+    if (lookup(r, &sec, "file", &f)) {
+        if (read_output_file(r, &f, "the checkpoint", cfg->checkpoint.file)) return -1;
+        if (!strcmp(cfg->checkpoint.file, cfg->output.file))
+            return fail_line(r, f.line, "key '%s': the checkpoint would overwrite output.file '%s'",
+                             f.path, cfg->output.file);
+    }
+    if (lookup(r, &sec, "interval", &f) &&
+        read_whole(r, &f, 1, "a positive whole number of steps", &cfg->checkpoint.interval))
+        return -1;
+    return 0;
+}
+
+static int parse_steps(const reader *r, const field *top, run_config *cfg)
+{
+    field f;
+    if (!lookup(r, top, "steps", &f)) {
+        if (cfg->integrator.kind != INTEGRATOR_FIRE)
+            return fail_missing(r, top, "steps", "the number of MD steps");
+        cfg->steps = FIRE_DEFAULT_ITERATIONS;
+        return 0;
+    }
+    return read_whole(r, &f, 1, "a positive whole number of steps", &cfg->steps);
+}
+
+/* Langevin needs a temperature for every replica: integrator.temperature,
+ * or a temperature on every system. */
+static int check_langevin_temperatures(const reader *r, const field *top, const run_config *cfg,
+                                       int has_integrator_temperature)
+{
+    if (cfg->integrator.kind != INTEGRATOR_LANGEVIN || has_integrator_temperature) return 0;
+    for (int i = 0; i < cfg->n_systems; i++) {
+        if (cfg->systems[i].n_temperatures) continue;
+        field sec;
+        unsigned long line = lookup(r, top, "integrator", &sec) ? sec.line : top->line;
+        return fail_line(r, line,
+                         "key 'integrator.temperature': the langevin integrator needs a "
+                         "temperature in kelvin (give integrator.temperature, or a "
+                         "temperature on every system; systems[%d] has none)",
+                         i);
+    }
+    return 0;
+}
+
+static void set_defaults(run_config *cfg)
+{
+    snprintf(cfg->platform, sizeof cfg->platform, "auto");
+    cfg->seed = 1;
+    cfg->integrator.kind = INTEGRATOR_VERLET;
+    cfg->integrator.timestep_fs = 0.5;
+    cfg->integrator.friction_per_ps = 1.0;
+    cfg->integrator.temperature_K = 0.0;
+    cfg->integrator.force_tolerance = 0.01;
+    cfg->integrator.max_step = 0.1;
+    cfg->remove_com_interval = 0;
+    cfg->output.interval = 100;
+    cfg->output.position = 1;
+    cfg->checkpoint.interval = 10000;
+    cfg->progress_interval = 0;
+}
+
+static int parse_top(const reader *r, yaml_node_t *root, run_config *cfg)
+{
+    field top = {root, node_line(root), ""}, f;
+    if (check_mapping(r, &top, TOP_KEYS, "a mapping of keys (model, systems, steps, ...)"))
+        return -1;
+    set_defaults(cfg);
+    if (!lookup(r, &top, "model", &f))
+        return fail_missing(r, &top, "model", "the .onnx model file");
+    if (read_existing_file(r, &f, "model file", cfg->model)) return -1;
+    int platform;
+    if (lookup(r, &top, "platform", &f)) {
+        if (read_choice(r, &f, PLATFORMS, "platform", &platform)) return -1;
+        snprintf(cfg->platform, sizeof cfg->platform, "%s", PLATFORMS[platform]);
+    }
+    if (lookup(r, &top, "seed", &f) && read_seed(r, &f, &cfg->seed)) return -1;
+    int has_temperature;
+    if (parse_integrator(r, &top, cfg, &has_temperature)) return -1;
+    if (parse_steps(r, &top, cfg)) return -1;
+    if (parse_systems(r, &top, cfg)) return -1;
+    if (check_langevin_temperatures(r, &top, cfg, has_temperature)) return -1;
+    if (parse_velocities(r, &top, cfg)) return -1;
+    if (lookup(r, &top, "remove_com_interval", &f) &&
+        (cfg->integrator.kind == INTEGRATOR_FIRE
+             ? fail_not_used(r, &f, "the verlet and langevin integrators", cfg)
+             : read_whole(r, &f, 0, "a whole number of steps >= 0 (0: never)",
+                          &cfg->remove_com_interval)))
+        return -1;
+    if (parse_output(r, &top, cfg)) return -1;
+    if (parse_checkpoint(r, &top, cfg)) return -1;
+    if (lookup(r, &top, "progress_interval", &f) &&
+        read_whole(r, &f, 0, "a whole number of steps >= 0 (0: about once a second)",
+                   &cfg->progress_interval))
+        return -1;
+    return 0;
+}
+
+/* ---- loading the file ---- */
+
+/* libyaml's complaint as "FILE:LINE: YAML syntax error: problem (context)". */
+static int fail_yaml(const reader *r, const yaml_parser_t *parser)
+{
+    if (parser->error == YAML_MEMORY_ERROR) return dm_fail(r->err, "%s: out of memory", r->file);
+    if (parser->error == YAML_READER_ERROR)
+        return dm_fail(r->err, "%s: cannot read as YAML text: %s at byte %zu", r->file,
+                       parser->problem ? parser->problem : "unreadable input",
+                       parser->problem_offset);
+    char context[160] = "";
+    if (parser->context)
+        snprintf(context, sizeof context, " (%s on line %lu)", parser->context,
+                 (unsigned long)parser->context_mark.line + 1);
+    return fail_line(r, (unsigned long)parser->problem_mark.line + 1, "YAML syntax error: %s%s",
+                     parser->problem ? parser->problem : "malformed YAML", context);
+}
+
+/* The absolute directory that holds `path`. */
+static int directory_of(const char *path, char *dir, dm_error *err)
+{
+    char parent[CONFIG_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        snprintf(parent, sizeof parent, ".");
+    else if (slash == parent)
+        parent[1] = '\0';
+    else
+        *slash = '\0';
+    char resolved[PATH_MAX];
+    if (!realpath(parent, resolved))
+        return dm_fail(err, "%s: cannot resolve its directory '%s': %s", path, parent,
+                       strerror(errno));
+    size_t len = strlen(resolved);
+    if (len >= CONFIG_PATH_MAX)
+        return dm_fail(err, "%s: directory path longer than %d characters", path,
+                       CONFIG_PATH_MAX - 1);
+    memcpy(dir, resolved, len + 1);
+    return 0;
+}
+
+/* Loads the single document of the file and parses it. */
+static int parse_file(reader *r, FILE *in, run_config *cfg)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    if (!yaml_parser_initialize(&parser)) return dm_fail(r->err, "%s: out of memory", r->file);
+    yaml_parser_set_input_file(&parser, in);
+    int rc = -1;
+    if (!yaml_parser_load(&parser, &doc)) {
+        fail_yaml(r, &parser);
+        yaml_parser_delete(&parser);
+        return -1;
+    }
+    r->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        dm_fail(r->err,
+                "%s:1: the configuration is empty; expected a mapping with at least the keys "
+                "'model', 'systems' and 'steps'",
+                r->file);
+    } else if (!yaml_parser_load(&parser, &extra)) {
+        fail_yaml(r, &parser);
+    } else {
+        yaml_node_t *second = yaml_document_get_root_node(&extra);
+        if (second)
+            fail_line(r, node_line(second),
+                      "a second YAML document ('---'); expected one configuration per file");
+        else
+            rc = parse_top(r, root, cfg);
+        yaml_document_delete(&extra);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+static int load(const char *path, run_config *cfg, dm_error *err)
+{
+    if (!path || !*path) return dm_fail(err, "no configuration file given");
+    reader r = {path, "", NULL, err};
+    size_t len = strlen(path);
+    if (len >= CONFIG_PATH_MAX)
+        return dm_fail(err, "%s: path longer than %d characters", path, CONFIG_PATH_MAX - 1);
+    memcpy(cfg->source, path, len + 1);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return dm_fail(err, "%s: cannot open the configuration: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return dm_fail(err, "%s: the configuration is not a regular file", path);
+    if (directory_of(path, r.dir, err)) return -1;
+    FILE *in = fopen(path, "rb");
+    if (!in) return dm_fail(err, "%s: cannot open the configuration: %s", path, strerror(errno));
+    int rc = parse_file(&r, in, cfg);
+    fclose(in);
+    return rc;
+}
+
+int run_config_load(const char *path, run_config *cfg, dm_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (load(path, cfg, err) == 0) return 0;
+    run_config_free(cfg);
+    return -1;
+}
+
+void run_config_free(run_config *cfg)
+{
+    if (!cfg) return;
+    for (int i = 0; i < cfg->n_systems; i++) free(cfg->systems[i].temperatures);
+    free(cfg->systems);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int run_config_replicas(const run_config *cfg)
+{
+    long n = 0;
+    for (int i = 0; i < cfg->n_systems; i++) n += cfg->systems[i].copies;
+    return (int)n;
+}
