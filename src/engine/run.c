@@ -145,6 +145,13 @@ static int write_checkpoint(run *r, dm_error *err)
     return rc;
 }
 
+/* A checkpoint at step s promises a trajectory complete up to s: flush first. */
+static int write_checkpoint_after_flush(run *r, dm_error *err)
+{
+    if (r->out && h5md_flush(r->out, err)) return -1;
+    return write_checkpoint(r, err);
+}
+
 static int read_checkpoint(run *r, const char *path, dm_error *err)
 {
     long R = r->replicas.n_replicas;
@@ -288,10 +295,11 @@ static int on_events(run *r, dm_error *err)
         return -1;
     if (r->out && r->step % c->output.interval == 0 && write_frame(r, err)) return -1;
     if (c->checkpoint.file[0] && c->checkpoint.interval > 0 &&
-        r->step % c->checkpoint.interval == 0 && write_checkpoint(r, err))
+        r->step % c->checkpoint.interval == 0 && write_checkpoint_after_flush(r, err))
         return -1;
     return 0;
 }
+
 
 static int main_loop(run *r, const run_options *opt, run_summary *sum, dm_error *err)
 {
@@ -319,7 +327,7 @@ static int main_loop(run *r, const run_options *opt, run_summary *sum, dm_error 
                 c->checkpoint.file);
     }
     /* the final state is always checkpointed, so that a run can be extended */
-    if (c->checkpoint.file[0] && write_checkpoint(r, err)) return -1;
+    if (c->checkpoint.file[0] && write_checkpoint_after_flush(r, err)) return -1;
     return 0;
 }
 
