@@ -9,6 +9,7 @@
 #include "io/xyz.h"
 #include "model/painn_model.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +99,7 @@ static int write_results(const char *path, const structure_set *s, const molecul
 {
     FILE *f = path ? fopen(path, "w") : stdout;
     const char *label = path ? path : "standard output";
-    if (!f) return dm_fail(err, "%s: cannot open for writing", path);
+    if (!f) return dm_fail(err, "%s: cannot open for writing (%s)", path, strerror(errno));
     int rc = 0;
     for (int i = 0; i < s->n_frames && rc == 0; i++) {
         const xyz_frame *fr = s->frames[i];
