@@ -9,6 +9,7 @@
 
 #include "../core/error.h"
 #include "../core/molecules.h"
+#include "exchange.h"
 #include "hamiltonian.h"
 
 #include <stdint.h>
@@ -36,16 +37,28 @@ typedef struct dynamics_ops {
                   const double *masses, dm_error *err);
     int (*set_positions)(void *impl, const double *x, dm_error *err);
     int (*set_velocities)(void *impl, const double *v, dm_error *err);
+    /* Thermostat temperature of every replica (K). */
+    int (*set_temperatures)(void *impl, const double *temperatures, dm_error *err);
     /* Forces and potential energies at the current positions. */
     int (*compute_forces)(void *impl, dm_error *err);
     /* Velocity Verlet (NVE). Needs valid forces; leaves valid forces. */
     int (*verlet)(void *impl, long n_steps, double dt, dm_error *err);
-    /* BAOAB Langevin; temperature per replica; noise of step s (counted from
-     * the start of the run) keyed by (seed, replica, atom, s). */
+    /* BAOAB Langevin at each replica's temperature; the noise of step s
+     * (counted from the start of the run) is keyed by (seed, replica, atom, s). */
     int (*langevin)(void *impl, uint64_t first_step, long n_steps, double dt, double friction,
-                    const double *temperatures, uint64_t seed, dm_error *err);
+                    uint64_t seed, dm_error *err);
     /* n_steps FIRE iterations; replicas already converged stay put. */
     int (*fire)(void *impl, long n_steps, const fire_params *p, fire_state *state, dm_error *err);
+    /* Replica exchange (exchange.h): the layout (kept by reference: it must
+     * outlive the dynamics) and the record to start from (copied). */
+    int (*setup_exchange)(void *impl, const exchange_layout *layout, const exchange_record *start,
+                          dm_error *err);
+    /* One round of attempts from the current potential energies; the
+     * temperatures and velocities of swapped replicas change where they live. */
+    int (*exchange)(void *impl, uint64_t attempt, uint64_t seed, dm_error *err);
+    /* Copies the record and the replicas' current temperatures to the host
+     * (temperatures may be NULL). */
+    int (*get_exchange)(void *impl, exchange_record *out, double *temperatures, dm_error *err);
     /* Removes each replica's centre-of-mass velocity. */
     int (*remove_com_motion)(void *impl, dm_error *err);
     /* Copies the state to the host; any pointer may be NULL. Energies per

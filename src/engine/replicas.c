@@ -4,42 +4,57 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The frame a system asks for, read from its structure file. */
-static int read_system(const system_spec *s, xyz_trajectory *t, const xyz_frame **frame,
-                       dm_error *err)
+/* A system's structure file, checked: the frames it asks for exist and every
+ * atom has a mass. */
+static int read_system(const system_spec *s, xyz_trajectory *t, dm_error *err)
 {
     if (xyz_read_file(s->structure, t, err)) return -1;
-    if (s->frame < 0 || s->frame >= t->n_frames)
-        return dm_fail(err, "%s: frame %d requested, but the file has %d frame(s)", s->structure,
-                       s->frame, t->n_frames);
-    *frame = &t->frames[s->frame];
-    for (int i = 0; i < (*frame)->n_atoms; i++)
-        if (element_mass((*frame)->species[i]) <= 0)
-            return dm_fail(err, "%s: atom %d has atomic number %d, which has no mass", s->structure,
-                           i + 1, (*frame)->species[i]);
+    int last = s->frame + (s->n_frames > 0 ? s->n_frames : 1) - 1;
+    if (s->frame < 0 || last >= t->n_frames)
+        return dm_fail(err, "%s: frames %d..%d requested, but the file has %d frame(s)",
+                       s->structure, s->frame, last, t->n_frames);
+    for (int f = s->frame; f <= last; f++)
+        for (int i = 0; i < t->frames[f].n_atoms; i++)
+            if (element_mass(t->frames[f].species[i]) <= 0)
+                return dm_fail(err, "%s: frame %d, atom %d has atomic number %d, which has no mass",
+                               s->structure, f, i + 1, t->frames[f].species[i]);
     return 0;
 }
 
-static double replica_temperature(const run_config *cfg, const system_spec *s, int copy)
+/* Replicas of a system: groups x rungs with a ladder, else frames x copies. */
+static int system_replicas(const system_spec *s)
 {
-    if (s->n_temperatures == 0) return cfg->integrator.temperature_K;
-    return s->temperatures[s->n_temperatures == 1 ? 0 : copy];
+    return s->n_rungs > 0 ? s->groups * s->n_rungs : (s->n_frames > 0 ? s->n_frames : 1) * s->copies;
+}
+
+/* Replica k of system s: the frame it starts from and its temperature. */
+static const xyz_frame *replica_frame(const run_config *cfg, const system_spec *s,
+                                      const xyz_trajectory *t, int k, double *temperature)
+{
+    if (s->n_rungs > 0) {
+        *temperature = s->ladder[k % s->n_rungs];
+        return &t->frames[s->frame];
+    }
+    int copy = k % s->copies;
+    *temperature = s->n_temperatures == 0 ? cfg->integrator.temperature_K
+                                          : s->temperatures[s->n_temperatures == 1 ? 0 : copy];
+    return &t->frames[s->frame + k / s->copies];
 }
 
 static int fill_replicas(const run_config *cfg, replica_set *rs, dm_error *err)
 {
     int r = 0;
     rs->has_velocities = 1;
-    for (int k = 0; k < cfg->n_systems; k++) {
-        const system_spec *s = &cfg->systems[k];
+    for (int sys = 0; sys < cfg->n_systems; sys++) {
+        const system_spec *s = &cfg->systems[sys];
         xyz_trajectory t = {0};
-        const xyz_frame *f = NULL;
-        if (read_system(s, &t, &f, err)) {
+        if (read_system(s, &t, err)) {
             xyz_trajectory_free(&t);
             return -1;
         }
-        if (!f->velocities) rs->has_velocities = 0;
-        for (int copy = 0; copy < s->copies; copy++, r++) {
+        for (int k = 0; k < system_replicas(s); k++, r++) {
+            const xyz_frame *f = replica_frame(cfg, s, &t, k, &rs->states[r].temperature);
+            if (!f->velocities) rs->has_velocities = 0;
             int a0 = rs->topology.offset[r];
             for (int i = 0; i < f->n_atoms; i++) {
                 rs->topology.species[a0 + i] = f->species[i];
@@ -49,8 +64,7 @@ static int fill_replicas(const run_config *cfg, replica_set *rs, dm_error *err)
                     rs->velocities[3 * (a0 + i) + c] = f->velocities ? f->velocities[3 * i + c] : 0;
                 }
             }
-            rs->states[r].temperature = replica_temperature(cfg, s, copy);
-            rs->system_of_replica[r] = k;
+            rs->system_of_replica[r] = sys;
         }
         xyz_trajectory_free(&t);
     }
@@ -61,14 +75,17 @@ static int fill_replicas(const run_config *cfg, replica_set *rs, dm_error *err)
 int replica_set_build(const run_config *cfg, replica_set *rs, dm_error *err)
 {
     memset(rs, 0, sizeof *rs);
-    int n = run_config_replicas(cfg), r = 0;
+    int n = 0, r = 0;
+    for (int sys = 0; sys < cfg->n_systems; sys++) n += system_replicas(&cfg->systems[sys]);
     int *sizes = malloc(sizeof(int) * ((size_t)n + 1));
     if (!sizes) return dm_fail(err, "out of memory");
-    for (int k = 0; k < cfg->n_systems; k++) {
+    for (int sys = 0; sys < cfg->n_systems; sys++) {
+        const system_spec *s = &cfg->systems[sys];
         xyz_trajectory t = {0};
-        const xyz_frame *f = NULL;
-        int rc = read_system(&cfg->systems[k], &t, &f, err);
-        for (int copy = 0; rc == 0 && copy < cfg->systems[k].copies; copy++) sizes[r++] = f->n_atoms;
+        double T;
+        int rc = read_system(s, &t, err);
+        for (int k = 0; rc == 0 && k < system_replicas(s); k++)
+            sizes[r++] = replica_frame(cfg, s, &t, k, &T)->n_atoms;
         xyz_trajectory_free(&t);
         if (rc) {
             free(sizes);
@@ -103,4 +120,39 @@ void replica_set_free(replica_set *rs)
     free(rs->states);
     free(rs->system_of_replica);
     memset(rs, 0, sizeof *rs);
+}
+
+int replica_set_exchange_layout(const run_config *cfg, const replica_set *rs, exchange_layout *l,
+                                dm_error *err)
+{
+    memset(l, 0, sizeof *l);
+    int R = rs->n_replicas, n_groups = 0;
+    for (int sys = 0; sys < cfg->n_systems; sys++)
+        if (cfg->systems[sys].n_rungs > 0) n_groups += cfg->systems[sys].groups;
+    l->n_replicas = R;
+    l->n_groups = n_groups;
+    l->first = malloc(sizeof(int) * (n_groups + 1));
+    l->size = malloc(sizeof(int) * (n_groups + 1));
+    l->group_of = malloc(sizeof(int) * (R + 1));
+    l->ladder = malloc(sizeof(double) * (R + 1));
+    if (!l->first || !l->size || !l->group_of || !l->ladder) {
+        exchange_layout_free(l);
+        return dm_fail(err, "out of memory");
+    }
+    int r = 0, g = 0;
+    for (int sys = 0; sys < cfg->n_systems; sys++) {
+        const system_spec *s = &cfg->systems[sys];
+        for (int k = 0; k < system_replicas(s); k++, r++) {
+            l->ladder[r] = rs->states[r].temperature;
+            l->group_of[r] = -1;
+            if (s->n_rungs == 0) continue;
+            if (k % s->n_rungs == 0) {
+                l->first[g] = r;
+                l->size[g] = s->n_rungs;
+                g++;
+            }
+            l->group_of[r] = g - 1;
+        }
+    }
+    return 0;
 }

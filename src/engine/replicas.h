@@ -6,6 +6,7 @@
 #define DISTILMD_REPLICAS_H
 
 #include "../core/molecules.h"
+#include "exchange.h"
 #include "run_config.h"
 
 /* What distinguishes the replicas' ensembles (λ joins later). */
@@ -25,5 +26,8 @@ typedef struct replica_set {
 
 int replica_set_build(const run_config *cfg, replica_set *rs, dm_error *err);
 void replica_set_free(replica_set *rs);
+/* The exchange groups of the run (n_groups = 0 without replica exchange). */
+int replica_set_exchange_layout(const run_config *cfg, const replica_set *rs, exchange_layout *l,
+                                dm_error *err);
 
 #endif

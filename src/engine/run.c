@@ -47,6 +47,8 @@ typedef struct run {
     int *dof;
     fire_params fire;
     fire_state *fire_state;
+    exchange_layout exchange;    /* n_groups = 0: no replica exchange */
+    exchange_record record;      /* host copy, refreshed at output and checkpoints */
 } run;
 
 /* ---- setup ---- */
@@ -111,6 +113,7 @@ static int checkpoint_entries(run *r, checkpoint_entry *e, int64_t *scalars, dou
                               int64_t *fire_int)
 {
     long n3 = 3L * r->replicas.topology.n_atoms, R = r->replicas.n_replicas;
+    exchange_record *x = &r->record;
     int k = 0;
     e[k++] = (checkpoint_entry){"run", CHECKPOINT_I64, 4, scalars}; /* step, seed, replicas, atoms */
     e[k++] = (checkpoint_entry){"positions", CHECKPOINT_F64, n3, r->x};
@@ -118,7 +121,22 @@ static int checkpoint_entries(run *r, checkpoint_entry *e, int64_t *scalars, dou
     e[k++] = (checkpoint_entry){"temperatures", CHECKPOINT_F64, R, r->thermostat_T};
     e[k++] = (checkpoint_entry){"fire_real", CHECKPOINT_F64, 2 * R, fire_real};
     e[k++] = (checkpoint_entry){"fire_int", CHECKPOINT_I64, 2 * R, fire_int};
+    if (r->exchange.n_groups == 0) return k;
+    e[k++] = (checkpoint_entry){"exchange_state_of_replica", CHECKPOINT_I64, R, x->state_of_replica};
+    e[k++] = (checkpoint_entry){"exchange_replica_of_state", CHECKPOINT_I64, R, x->replica_of_state};
+    e[k++] = (checkpoint_entry){"exchange_attempts", CHECKPOINT_I64, R, x->attempts};
+    e[k++] = (checkpoint_entry){"exchange_accepts", CHECKPOINT_I64, R, x->accepts};
+    e[k++] = (checkpoint_entry){"exchange_round_trips", CHECKPOINT_I64, R, x->round_trips};
+    e[k++] = (checkpoint_entry){"exchange_last_end", CHECKPOINT_I64, R, x->last_end};
+    e[k++] = (checkpoint_entry){"exchange_occupancy", CHECKPOINT_I64, R * x->max_size, x->occupancy};
     return k;
+}
+
+/* The platform's exchange record and thermostat temperatures, on the host. */
+static int fetch_exchange(run *r, dm_error *err)
+{
+    if (r->exchange.n_groups == 0) return 0;
+    return r->dyn->get_exchange(r->dyn_impl, &r->record, r->thermostat_T, err);
 }
 
 static int write_checkpoint(run *r, dm_error *err)
@@ -127,9 +145,10 @@ static int write_checkpoint(run *r, dm_error *err)
     int64_t scalars[4] = {r->step, (int64_t)r->cfg->seed, R, r->replicas.topology.n_atoms};
     double *fire_real = malloc(sizeof(double) * (2 * R + 1));
     int64_t *fire_int = malloc(sizeof(int64_t) * (2 * R + 1));
-    checkpoint_entry e[8];
+    checkpoint_entry e[16];
     int rc = fire_real && fire_int ? 0 : dm_fail(err, "out of memory");
     if (rc == 0) rc = r->dyn->get_state(r->dyn_impl, r->x, r->v, NULL, NULL, NULL, err);
+    if (rc == 0) rc = fetch_exchange(r, err);
     if (rc == 0) {
         for (long k = 0; k < R; k++) {
             fire_real[2 * k] = r->fire_state[k].dt;
@@ -158,7 +177,7 @@ static int read_checkpoint(run *r, const char *path, dm_error *err)
     int64_t scalars[4];
     double *fire_real = malloc(sizeof(double) * (2 * R + 1));
     int64_t *fire_int = malloc(sizeof(int64_t) * (2 * R + 1));
-    checkpoint_entry e[8];
+    checkpoint_entry e[16];
     int rc = fire_real && fire_int ? 0 : dm_fail(err, "out of memory");
     if (rc == 0) rc = checkpoint_read(path, e, checkpoint_entries(r, e, scalars, fire_real, fire_int), err);
     if (rc == 0 && (scalars[2] != R || scalars[3] != r->replicas.topology.n_atoms))
@@ -202,6 +221,10 @@ static int initial_state(run *r, const run_options *opt, dm_error *err)
     }
     if (r->dyn->set_positions(r->dyn_impl, r->x, err)) return -1;
     if (r->dyn->set_velocities(r->dyn_impl, r->v, err)) return -1;
+    if (r->dyn->set_temperatures(r->dyn_impl, r->thermostat_T, err)) return -1;
+    if (r->exchange.n_groups > 0 &&
+        r->dyn->setup_exchange(r->dyn_impl, &r->exchange, &r->record, err))
+        return -1;
     return r->dyn->compute_forces(r->dyn_impl, err);
 }
 
@@ -262,7 +285,7 @@ static int advance(run *r, long n, dm_error *err)
     case INTEGRATOR_VERLET: return r->dyn->verlet(r->dyn_impl, n, c->integrator.timestep_fs, err);
     case INTEGRATOR_LANGEVIN:
         return r->dyn->langevin(r->dyn_impl, (uint64_t)r->step, n, c->integrator.timestep_fs,
-                                c->integrator.friction_per_ps, r->thermostat_T, c->seed, err);
+                                c->integrator.friction_per_ps, c->seed, err);
     case INTEGRATOR_FIRE: return r->dyn->fire(r->dyn_impl, n, &r->fire, r->fire_state, err);
     }
     return dm_fail(err, "unknown integrator");
@@ -281,6 +304,7 @@ static long next_chunk(const run *r)
     long events[] = {until_next(r->step, c->output.file[0] ? c->output.interval : 0),
                      until_next(r->step, c->checkpoint.file[0] ? c->checkpoint.interval : 0),
                      until_next(r->step, c->remove_com_interval),
+                     until_next(r->step, r->exchange.n_groups ? c->replica_exchange.interval : 0),
                      until_next(r->step, c->progress_interval > 0 ? c->progress_interval : 100)};
     for (size_t k = 0; k < sizeof events / sizeof *events; k++)
         if (events[k] > 0 && events[k] < n) n = events[k];
@@ -290,6 +314,10 @@ static long next_chunk(const run *r)
 static int on_events(run *r, dm_error *err)
 {
     const run_config *c = r->cfg;
+    long every = c->replica_exchange.interval;
+    if (r->exchange.n_groups > 0 && r->step % every == 0 &&
+        r->dyn->exchange(r->dyn_impl, (uint64_t)(r->step / every), c->seed, err))
+        return -1;
     if (c->remove_com_interval > 0 && r->step % c->remove_com_interval == 0 &&
         r->dyn->remove_com_motion(r->dyn_impl, err))
         return -1;
@@ -317,6 +345,10 @@ static int main_loop(run *r, const run_options *opt, run_summary *sum, dm_error 
         progress_update(&pm, r->step);
     }
     progress_finish(&pm, r->step);
+    if (r->exchange.n_groups > 0) {
+        if (fetch_exchange(r, err)) return -1;
+        exchange_print_summary(stderr, &r->exchange, &r->record);
+    }
     sum->steps_done = r->step;
     sum->wall_seconds = pm.elapsed;
     sum->steps_per_second = pm.steps_per_second;
@@ -347,6 +379,8 @@ static void run_free(run *r)
     free(r->thermostat_T);
     free(r->dof);
     free(r->fire_state);
+    exchange_record_free(&r->record);
+    exchange_layout_free(&r->exchange);
 }
 
 int run_simulation(const run_config *cfg, const run_options *opt, run_summary *sum, dm_error *err)
@@ -357,6 +391,8 @@ int run_simulation(const run_config *cfg, const run_options *opt, run_summary *s
     if (rc == 0) rc = replica_set_build(cfg, &r.replicas, err);
     if (rc == 0) rc = (r.dyn = pick_dynamics(cfg->platform, err)) ? 0 : -1;
     if (rc == 0) rc = alloc_buffers(&r, err);
+    if (rc == 0) rc = replica_set_exchange_layout(cfg, &r.replicas, &r.exchange, err);
+    if (rc == 0 && exchange_record_alloc(&r.record, &r.exchange)) rc = dm_fail(err, "out of memory");
     if (rc == 0) {
         sum->platform = r.dyn->platform;
         r.hamiltonian.model = &r.model;

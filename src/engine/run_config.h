@@ -14,13 +14,24 @@ typedef enum integrator_kind {
     INTEGRATOR_FIRE      /* FIRE energy minimisation */
 } integrator_kind;
 
-/* One entry of `systems:`: a structure file and how many replicas of it. */
+/* One entry of `systems:`: a structure file and the replicas made of it.
+ *   plain:            n_frames * copies replicas; replica (f, c) starts from
+ *                     frame `frame + f` with temperature temperatures[c]
+ *   replica exchange: groups * n_rungs replicas (when n_rungs > 0); replica
+ *                     (g, k) starts from frame `frame` in rung k of group g's
+ *                     ladder, and exchanges move rungs between the replicas
+ *                     of one group. */
 typedef struct system_spec {
     char structure[CONFIG_PATH_MAX]; /* XYZ file (resolved path) */
-    int frame;                       /* which frame of the file (default 0) */
-    int copies;                      /* replicas of this system (default 1) */
+    int frame;                       /* first frame used (default 0) */
+    int n_frames;                    /* frames used: 1, or with `frames: all` every
+                                        frame of the file from `frame` on */
+    int copies;                      /* replicas per frame (default 1) */
     int n_temperatures;              /* 0: use the run's temperature */
     double *temperatures;            /* [copies] or a single value repeated */
+    int n_rungs;                     /* temperature ladder (replica exchange); 0: none */
+    double *ladder;                  /* [n_rungs] K, strictly increasing */
+    int groups;                      /* independent exchange groups (default 1) */
 } system_spec;
 
 typedef struct run_config {
@@ -61,6 +72,10 @@ typedef struct run_config {
         long interval;               /* steps (default 10000); also on SIGINT/SIGTERM */
     } checkpoint;
 
+    struct {
+        long interval;               /* steps between exchange attempts; 0: no exchange */
+    } replica_exchange;
+
     long progress_interval;          /* steps between status lines (default: ~1 s) */
 } run_config;
 
@@ -71,7 +86,8 @@ typedef struct run_config {
 int run_config_load(const char *path, run_config *cfg, dm_error *err);
 void run_config_free(run_config *cfg);
 
-/* The total number of replicas (sum of copies). */
+/* The total number of replicas: per system n_frames * copies, or
+ * groups * n_rungs with a ladder. */
 int run_config_replicas(const run_config *cfg);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "../core/molecules.h"
 #include "../engine/dynamics.h"
+#include "../engine/exchange.h"
 
 #include <stdint.h>
 
@@ -29,6 +30,11 @@ void fire_update(const molecule_batch *b, int r, const double *forces,
                  const fire_params *p, fire_state *s, double *v, double *x);
 /* max |F_i,c| over replica r */
 double max_force_component(const molecule_batch *b, int r, const double *forces);
+/* One round of exchange attempts (engine/exchange.h): updates the record,
+ * the replicas' thermostat temperatures and (rescaling) their velocities. */
+void exchange_attempt(const exchange_layout *l, exchange_record *x, const double *epot,
+                      uint64_t attempt, uint64_t seed, const molecule_batch *b,
+                      double *temperatures, double *v);
 /* T = 2 E_kin / (dof k_B); 0 when dof = 0. */
 double temperature_of(double ekin, int dof);
 

@@ -9,6 +9,9 @@ typedef struct reference_dynamics {
     const hamiltonian *h;
     molecule_batch b;  /* topology and positions */
     double *masses, *v, *forces, *epot;
+    double *temperatures;            /* thermostat, per replica */
+    const exchange_layout *exchange; /* NULL without replica exchange */
+    exchange_record record;
 } reference_dynamics;
 
 static void ref_destroy(void *impl)
@@ -20,6 +23,8 @@ static void ref_destroy(void *impl)
     free(d->v);
     free(d->forces);
     free(d->epot);
+    free(d->temperatures);
+    exchange_record_free(&d->record);
     free(d);
 }
 
@@ -47,7 +52,8 @@ static int ref_create(void **impl, const hamiltonian *h, const molecule_batch *t
     d->v = calloc(n3 + 1, sizeof(double));
     d->forces = calloc(n3 + 1, sizeof(double));
     d->epot = calloc(d->b.n_molecules + 1, sizeof(double));
-    if (!d->masses || !d->v || !d->forces || !d->epot) {
+    d->temperatures = calloc(d->b.n_molecules + 1, sizeof(double));
+    if (!d->masses || !d->v || !d->forces || !d->epot || !d->temperatures) {
         ref_destroy(d);
         return dm_fail(err, "out of memory");
     }
@@ -72,6 +78,14 @@ static int ref_set_velocities(void *impl, const double *v, dm_error *err)
     return 0;
 }
 
+static int ref_set_temperatures(void *impl, const double *T, dm_error *err)
+{
+    (void)err;
+    reference_dynamics *d = impl;
+    memcpy(d->temperatures, T, sizeof(double) * d->b.n_molecules);
+    return 0;
+}
+
 static int ref_compute_forces(void *impl, dm_error *err)
 {
     reference_dynamics *d = impl;
@@ -93,13 +107,13 @@ static int ref_verlet(void *impl, long n_steps, double dt, dm_error *err)
 
 /* B A O A B */
 static int ref_langevin(void *impl, uint64_t first_step, long n_steps, double dt, double friction,
-                        const double *temperatures, uint64_t seed, dm_error *err)
+                        uint64_t seed, dm_error *err)
 {
     reference_dynamics *d = impl;
     for (long s = 0; s < n_steps; s++) {
         half_kick(d->b.n_atoms, d->masses, d->forces, dt, d->v);
         drift(d->b.n_atoms, d->v, 0.5 * dt, d->b.positions);
-        langevin_thermostat(&d->b, d->masses, temperatures, dt, friction, seed,
+        langevin_thermostat(&d->b, d->masses, d->temperatures, dt, friction, seed,
                             first_step + (uint64_t)s, d->v);
         drift(d->b.n_atoms, d->v, 0.5 * dt, d->b.positions);
         if (ref_compute_forces(d, err)) return -1;
@@ -116,6 +130,34 @@ static int ref_fire(void *impl, long n_steps, const fire_params *p, fire_state *
             fire_update(&d->b, r, d->forces, p, &state[r], d->v, d->b.positions);
         if (ref_compute_forces(d, err)) return -1;
     }
+    return 0;
+}
+
+static int ref_setup_exchange(void *impl, const exchange_layout *layout, const exchange_record *start,
+                              dm_error *err)
+{
+    reference_dynamics *d = impl;
+    exchange_record_free(&d->record);
+    if (exchange_record_alloc(&d->record, layout)) return dm_fail(err, "out of memory");
+    exchange_record_copy(&d->record, start, layout);
+    d->exchange = layout;
+    return 0;
+}
+
+static int ref_exchange(void *impl, uint64_t attempt, uint64_t seed, dm_error *err)
+{
+    reference_dynamics *d = impl;
+    if (!d->exchange) return dm_fail(err, "replica exchange was not set up");
+    exchange_attempt(d->exchange, &d->record, d->epot, attempt, seed, &d->b, d->temperatures, d->v);
+    return 0;
+}
+
+static int ref_get_exchange(void *impl, exchange_record *out, double *temperatures, dm_error *err)
+{
+    reference_dynamics *d = impl;
+    if (!d->exchange) return dm_fail(err, "replica exchange was not set up");
+    exchange_record_copy(out, &d->record, d->exchange);
+    if (temperatures) memcpy(temperatures, d->temperatures, sizeof(double) * d->b.n_molecules);
     return 0;
 }
 
@@ -146,10 +188,14 @@ const dynamics_ops dynamics_reference = {
     .create = ref_create,
     .set_positions = ref_set_positions,
     .set_velocities = ref_set_velocities,
+    .set_temperatures = ref_set_temperatures,
     .compute_forces = ref_compute_forces,
     .verlet = ref_verlet,
     .langevin = ref_langevin,
     .fire = ref_fire,
+    .setup_exchange = ref_setup_exchange,
+    .exchange = ref_exchange,
+    .get_exchange = ref_get_exchange,
     .remove_com_motion = ref_remove_com_motion,
     .get_state = ref_get_state,
     .destroy = ref_destroy,

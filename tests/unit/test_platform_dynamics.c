@@ -138,14 +138,15 @@ static void test_langevin_harmonic_equipartition(void)
     CU_ASSERT_FATAL(DYN->create(&impl, &h, &b, m, &err) == 0);
     CU_ASSERT_FATAL(DYN->set_positions(impl, b.positions, &err) == 0);
     CU_ASSERT_FATAL(DYN->set_velocities(impl, v, &err) == 0);
+    CU_ASSERT_FATAL(DYN->set_temperatures(impl, temps, &err) == 0);
     CU_ASSERT_FATAL(DYN->compute_forces(impl, &err) == 0);
     /* equilibrate 2 ps, then sample every 100 fs (friction 20/ps: 50 fs memory) */
     const double dt = 1.0, gamma = 20.0;
-    CU_ASSERT_FATAL(DYN->langevin(impl, 0, 2000, dt, gamma, temps, 42, &err) == 0);
+    CU_ASSERT_FATAL(DYN->langevin(impl, 0, 2000, dt, gamma, 42, &err) == 0);
     double *ek = malloc(sizeof(double) * R * n_samples), *ep = malloc(sizeof(double) * R * n_samples);
     double *reduced = malloc(sizeof(double) * R * n_samples), epot[6], ekin[6];
     for (int s = 0; s < n_samples; s++) {
-        CU_ASSERT_FATAL(DYN->langevin(impl, 2000 + 100 * (uint64_t)s, 100, dt, gamma, temps, 42, &err) == 0);
+        CU_ASSERT_FATAL(DYN->langevin(impl, 2000 + 100 * (uint64_t)s, 100, dt, gamma, 42, &err) == 0);
         CU_ASSERT_FATAL(DYN->get_state(impl, NULL, NULL, NULL, epot, ekin, &err) == 0);
         for (int r = 0; r < R; r++) {
             ek[r * n_samples + s] = ekin[r];
