@@ -10,10 +10,18 @@ typedef struct command {
     const char *summary;
 } command;
 
+/* `bench --md` times MD steps; plain `bench` the model evaluation */
+static int bench(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--md")) return cmd_bench_md(argc, argv);
+    return cmd_bench(argc, argv);
+}
+
 static const command COMMANDS[] = {
     {"run", cmd_run, "a simulation from a YAML configuration (docs/config.md)"},
     {"eval", cmd_eval, "energies and forces of the structures in XYZ files"},
-    {"bench", cmd_bench, "time the batched model evaluation on the GPU"},
+    {"bench", bench, "time the batched model evaluation (--md: MD steps) on the GPU"},
 };
 
 static void usage(FILE *f)
