@@ -12,10 +12,18 @@
  *
  * Paths (model, systems[].structure, output.file, checkpoint.file): each
  * ${NAME} is replaced by the environment variable NAME, then a relative
- * path is joined to the (absolute) directory of the YAML file. */
+ * path is joined to the (absolute) directory of the YAML file.
+ *
+ * Keys that depend on each other are checked together, so that none is
+ * silently ignored: a system with `ladder` (replica exchange) may not have
+ * copies/temperature/frames, needs the langevin integrator and the
+ * top-level `replica_exchange`; `groups` needs `ladder`; `replica_exchange`
+ * needs at least one ladder. `frames: all` reads the structure file to
+ * count its frames. */
 #define _XOPEN_SOURCE 700 /* realpath, PATH_MAX */
 
 #include "../engine/run_config.h"
+#include "xyz.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -46,13 +54,17 @@ static const char *const TOP_KEYS[] = {"model",
                                        "output",
                                        "checkpoint",
                                        "progress_interval",
+                                       "replica_exchange",
                                        NULL};
-static const char *const SYSTEM_KEYS[] = {"structure", "frame", "copies", "temperature", NULL};
+static const char *const SYSTEM_KEYS[] = {"structure", "frame",  "frames", "copies",
+                                          "temperature", "ladder", "groups", NULL};
+static const char *const LADDER_KEYS[] = {"min", "max", "count", NULL};
 static const char *const INTEGRATOR_KEYS[] = {
     "type", "timestep", "friction", "temperature", "force_tolerance", "max_step", NULL};
 static const char *const VELOCITY_KEYS[] = {"temperature", NULL};
 static const char *const OUTPUT_KEYS[] = {"file", "interval", "fields", "flush_interval", NULL};
 static const char *const CHECKPOINT_KEYS[] = {"file", "interval", NULL};
+static const char *const REPLICA_EXCHANGE_KEYS[] = {"interval", NULL};
 
 static const char *const INTEGRATOR_TYPES[] = {"verlet", "langevin", "fire", NULL};
 static const char *const PLATFORMS[] = {"auto", "reference", "cuda", NULL};
@@ -65,8 +77,14 @@ typedef struct key_level {
 } key_level;
 
 static const key_level KEY_LEVELS[] = {
-    {"the top level", TOP_KEYS},   {"systems[]", SYSTEM_KEYS}, {"integrator", INTEGRATOR_KEYS},
-    {"velocities", VELOCITY_KEYS}, {"output", OUTPUT_KEYS},    {"checkpoint", CHECKPOINT_KEYS},
+    {"the top level", TOP_KEYS},
+    {"systems[]", SYSTEM_KEYS},
+    {"systems[].ladder", LADDER_KEYS},
+    {"integrator", INTEGRATOR_KEYS},
+    {"velocities", VELOCITY_KEYS},
+    {"output", OUTPUT_KEYS},
+    {"checkpoint", CHECKPOINT_KEYS},
+    {"replica_exchange", REPLICA_EXCHANGE_KEYS},
 };
 #define N_KEY_LEVELS (sizeof KEY_LEVELS / sizeof KEY_LEVELS[0])
 
@@ -233,7 +251,8 @@ static const char *levels_with_key(const char *key, const char *level, char *buf
 static const char *level_name(const char *path)
 {
     if (!*path) return "the top level";
-    if (!strncmp(path, "systems[", 8)) return "systems[]";
+    if (!strncmp(path, "systems[", 8))
+        return strstr(path, ".ladder") ? "systems[].ladder" : "systems[]";
     return path;
 }
 
@@ -624,9 +643,131 @@ static int parse_system_temperature(const reader *r, const field *f, run_config 
     return 0;
 }
 
+/* systems[i].frames: only `all`, every frame of the structure file from
+ * `frame` on: n_frames = (frames in the file) - frame. */
+static int parse_system_frames(const reader *r, const field *f, system_spec *sys)
+{
+    const char *s = scalar_text(f->value);
+    if (!s || is_null(f->value) || strcmp(s, "all"))
+        return fail_expected(r, f,
+                             "'all' (every frame of the structure file from 'frame' on; "
+                             "leave the key out to start from the single frame 'frame')");
+    xyz_trajectory t;
+    dm_error why = {{0}};
+    if (xyz_read_file(sys->structure, &t, &why))
+        return fail_line(r, f->line, "key '%s': cannot count the frames of the structure file: %s",
+                         f->path, why.msg);
+    int n = t.n_frames;
+    xyz_trajectory_free(&t);
+    if (n <= sys->frame)
+        return fail_line(r, f->line,
+                         "key '%s': expected frames from frame %d on, but structure file '%s' "
+                         "has %d frame(s) (numbered from 0)",
+                         f->path, sys->frame, sys->structure, n);
+    sys->n_frames = n - sys->frame;
+    return 0;
+}
+
+/* An explicit ladder: a list of >= 2 temperatures in K, each > 0 and above
+ * the one before. */
+static int parse_ladder_list(const reader *r, const field *f, system_spec *sys)
+{
+    int n = sequence_length(f->value);
+    if (n < 2)
+        return fail_line(r, f->line,
+                         "key '%s': expected at least 2 temperatures (one per rung), got %d",
+                         f->path, n);
+    sys->ladder = calloc((size_t)n, sizeof *sys->ladder);
+    if (!sys->ladder) return fail_line(r, f->line, "key '%s': out of memory", f->path);
+    sys->n_rungs = n;
+    for (int k = 0; k < n; k++) {
+        field item;
+        sequence_item(r, f, k, &item);
+        if (read_number(r, &item, POSITIVE, "a temperature in kelvin (a number > 0)",
+                        &sys->ladder[k]))
+            return -1;
+        if (k > 0 && !(sys->ladder[k] > sys->ladder[k - 1])) {
+            char expectation[128];
+            snprintf(expectation, sizeof expectation,
+                     "a temperature above %g K (the ladder must be strictly increasing)",
+                     sys->ladder[k - 1]);
+            return fail_expected(r, &item, expectation);
+        }
+    }
+    return 0;
+}
+
+/* A geometric ladder {min, max, count}:
+ *     T_k = min * (max/min)^(k/(count-1)),  k = 0 .. count-1,
+ * so neighbouring rungs have the same ratio (max/min)^(1/(count-1)). */
+static int parse_ladder_geometric(const reader *r, const field *f, system_spec *sys)
+{
+    field fmin, fmax, fcount;
+    double t_min, t_max;
+    long count;
+    if (check_mapping(r, f, LADDER_KEYS, "a mapping {min: K, max: K, count: N}")) return -1;
+    if (!lookup(r, f, "min", &fmin))
+        return fail_missing(r, f, "min", "the lowest temperature of the ladder, in K");
+    if (!lookup(r, f, "max", &fmax))
+        return fail_missing(r, f, "max", "the highest temperature of the ladder, in K");
+    if (!lookup(r, f, "count", &fcount))
+        return fail_missing(r, f, "count", "the number of rungs, at least 2");
+    if (read_number(r, &fmin, POSITIVE, "a temperature in kelvin (a number > 0)", &t_min))
+        return -1;
+    char above_min[96];
+    snprintf(above_min, sizeof above_min, "a temperature in kelvin above min (%g K)", t_min);
+    if (read_number(r, &fmax, POSITIVE, above_min, &t_max)) return -1;
+    if (!(t_max > t_min)) return fail_expected(r, &fmax, above_min);
+    if (read_whole(r, &fcount, 2, "a whole number of rungs >= 2", &count)) return -1;
+    if (count > MAX_REPLICAS) return fail_expected(r, &fcount, "at most 10000000 rungs");
+    sys->ladder = calloc((size_t)count, sizeof *sys->ladder);
+    if (!sys->ladder) return fail_line(r, f->line, "key '%s': out of memory", f->path);
+    sys->n_rungs = (int)count;
+    double ratio = t_max / t_min;
+    for (long k = 0; k < count; k++)
+        sys->ladder[k] = t_min * pow(ratio, (double)k / (double)(count - 1));
+    sys->ladder[0] = t_min;
+    sys->ladder[count - 1] = t_max; /* the given ends exactly, not pow's rounding of them */
+    for (long k = 1; k < count; k++)
+        if (!(sys->ladder[k] > sys->ladder[k - 1]))
+            return fail_line(r, fcount.line,
+                             "key '%s': %ld rungs between %g K and %g K are too close to tell "
+                             "apart in double precision; expected fewer rungs or a wider range",
+                             fcount.path, count, t_min, t_max);
+    return 0;
+}
+
+/* systems[i].ladder: the temperatures of a replica-exchange ladder, given
+ * as a list or as a geometric ladder. Langevin only. */
+static int parse_ladder(const reader *r, const field *f, const run_config *cfg, system_spec *sys)
+{
+    if (cfg->integrator.kind != INTEGRATOR_LANGEVIN)
+        return fail_line(r, f->line,
+                         "key '%s': replica exchange runs Langevin dynamics in every rung, but "
+                         "integrator.type is '%s'; set integrator.type to langevin or remove "
+                         "the ladder",
+                         f->path, integrator_name(cfg->integrator.kind));
+    if (f->value->type == YAML_SEQUENCE_NODE) return parse_ladder_list(r, f, sys);
+    if (f->value->type == YAML_MAPPING_NODE) return parse_ladder_geometric(r, f, sys);
+    return fail_expected(r, f,
+                         "a list of temperatures in kelvin ([300, 350, 400]) or a geometric "
+                         "ladder {min: K, max: K, count: N}");
+}
+
+/* With a ladder, the replicas of a system and their temperatures come from
+ * the ladder: copies, temperature and frames would contradict it. */
+static int fail_not_with_ladder(const reader *r, const field *f, const field *ladder)
+{
+    return fail_line(r, f->line,
+                     "key '%s': not allowed together with '%s' (line %lu): the ladder defines "
+                     "the replicas of this system (one per rung, times 'groups') and their "
+                     "temperatures; remove it",
+                     f->path, ladder->path, ladder->line);
+}
+
 static int parse_system(const reader *r, const field *item, run_config *cfg, system_spec *sys)
 {
-    field f;
+    field f, ladder;
     if (check_mapping(r, item, SYSTEM_KEYS,
                       "a mapping with structure, copies, ... "
                       "(e.g. '- structure: mol.xyz')"))
@@ -640,6 +781,25 @@ static int parse_system(const reader *r, const field *item, run_config *cfg, sys
         if (v > INT_MAX) return fail_expected(r, &f, "a frame index (a whole number >= 0)");
         sys->frame = (int)v;
     }
+    if (lookup(r, item, "ladder", &ladder)) {
+        static const char *const EXCLUDED[] = {"copies", "temperature", "frames", NULL};
+        for (int i = 0; EXCLUDED[i]; i++)
+            if (lookup(r, item, EXCLUDED[i], &f)) return fail_not_with_ladder(r, &f, &ladder);
+        if (parse_ladder(r, &ladder, cfg, sys)) return -1;
+        if (lookup(r, item, "groups", &f)) {
+            if (read_whole(r, &f, 1, "a positive whole number of exchange groups", &v)) return -1;
+            if (v > MAX_REPLICAS) return fail_expected(r, &f, "at most 10000000 groups");
+            sys->groups = (int)v;
+        }
+        return 0;
+    }
+    if (lookup(r, item, "groups", &f))
+        return fail_line(r, f.line,
+                         "key '%s': only valid together with 'ladder' (each group is an "
+                         "independent replica-exchange ladder); for independent replicas use "
+                         "'copies'",
+                         f.path);
+    if (lookup(r, item, "frames", &f) && parse_system_frames(r, &f, sys)) return -1;
     if (lookup(r, item, "copies", &f)) {
         if (read_whole(r, &f, 1, "a positive whole number of copies", &v)) return -1;
         if (v > MAX_REPLICAS) return fail_expected(r, &f, "at most 10000000 copies");
@@ -647,6 +807,14 @@ static int parse_system(const reader *r, const field *item, run_config *cfg, sys
     }
     if (lookup(r, item, "temperature", &f) && parse_system_temperature(r, &f, cfg, sys)) return -1;
     return 0;
+}
+
+/* The replicas a system contributes: groups * n_rungs with a ladder, else
+ * n_frames * copies. */
+static long system_replicas(const system_spec *sys)
+{
+    if (sys->n_rungs > 0) return (long)sys->groups * sys->n_rungs;
+    return (long)sys->n_frames * sys->copies;
 }
 
 static int parse_systems(const reader *r, const field *top, run_config *cfg)
@@ -663,13 +831,17 @@ static int parse_systems(const reader *r, const field *top, run_config *cfg)
     cfg->systems = calloc((size_t)n, sizeof *cfg->systems);
     if (!cfg->systems) return fail_line(r, sec.line, "key 'systems': out of memory");
     cfg->n_systems = n;
-    for (int i = 0; i < n; i++) cfg->systems[i].copies = 1;
+    for (int i = 0; i < n; i++) {
+        cfg->systems[i].n_frames = 1;
+        cfg->systems[i].copies = 1;
+        cfg->systems[i].groups = 1;
+    }
     long replicas = 0;
     for (int i = 0; i < n; i++) {
         field item;
         sequence_item(r, &sec, i, &item);
         if (parse_system(r, &item, cfg, &cfg->systems[i])) return -1;
-        replicas += cfg->systems[i].copies;
+        replicas += system_replicas(&cfg->systems[i]);
         if (replicas > MAX_REPLICAS)
             return fail_line(r, item.line, "key '%s': more than %ld replicas in all", item.path,
                              MAX_REPLICAS);
@@ -772,22 +944,61 @@ static int parse_steps(const reader *r, const field *top, run_config *cfg)
 }
 
 /* Langevin needs a temperature for every replica: integrator.temperature,
- * or a temperature on every system. */
+ * or a temperature (or a ladder) on every system. */
 static int check_langevin_temperatures(const reader *r, const field *top, const run_config *cfg,
                                        int has_integrator_temperature)
 {
     if (cfg->integrator.kind != INTEGRATOR_LANGEVIN || has_integrator_temperature) return 0;
     for (int i = 0; i < cfg->n_systems; i++) {
-        if (cfg->systems[i].n_temperatures) continue;
+        if (cfg->systems[i].n_temperatures || cfg->systems[i].n_rungs) continue;
         field sec;
         unsigned long line = lookup(r, top, "integrator", &sec) ? sec.line : top->line;
         return fail_line(r, line,
                          "key 'integrator.temperature': the langevin integrator needs a "
                          "temperature in kelvin (give integrator.temperature, or a "
-                         "temperature on every system; systems[%d] has none)",
+                         "temperature or a ladder on every system; systems[%d] has none)",
                          i);
     }
     return 0;
+}
+
+/* The first system with a ladder, or -1. */
+static int first_ladder(const run_config *cfg)
+{
+    for (int i = 0; i < cfg->n_systems; i++)
+        if (cfg->systems[i].n_rungs > 0) return i;
+    return -1;
+}
+
+/* replica_exchange: {interval: STEPS}. Required when a system has a ladder
+ * and an error without one, so that neither is silently ignored. */
+static int parse_replica_exchange(const reader *r, const field *top, run_config *cfg)
+{
+    field sec, f;
+    int with_ladder = first_ladder(cfg);
+    if (!lookup(r, top, "replica_exchange", &sec)) {
+        if (with_ladder < 0) return 0;
+        field systems, item, ladder;
+        lookup(r, top, "systems", &systems);
+        sequence_item(r, &systems, with_ladder, &item);
+        lookup(r, &item, "ladder", &ladder);
+        return fail_line(r, ladder.line,
+                         "key '%s': a temperature ladder needs the top-level key "
+                         "'replica_exchange' with 'interval: STEPS' (steps between exchange "
+                         "attempts)",
+                         ladder.path);
+    }
+    if (with_ladder < 0)
+        return fail_line(r, sec.line,
+                         "key 'replica_exchange': no system has a 'ladder'; replica exchange "
+                         "swaps temperatures along a ladder (systems[].ladder); add a ladder "
+                         "to a system or remove replica_exchange");
+    if (check_mapping(r, &sec, REPLICA_EXCHANGE_KEYS, "a mapping with 'interval: STEPS'"))
+        return -1;
+    if (!lookup(r, &sec, "interval", &f))
+        return fail_missing(r, &sec, "interval", "steps between exchange attempts");
+    return read_whole(r, &f, 1, "a positive whole number of steps",
+                      &cfg->replica_exchange.interval);
 }
 
 static void set_defaults(run_config *cfg)
@@ -827,6 +1038,7 @@ static int parse_top(const reader *r, yaml_node_t *root, run_config *cfg)
     if (parse_steps(r, &top, cfg)) return -1;
     if (parse_systems(r, &top, cfg)) return -1;
     if (check_langevin_temperatures(r, &top, cfg, has_temperature)) return -1;
+    if (parse_replica_exchange(r, &top, cfg)) return -1;
     if (parse_velocities(r, &top, cfg)) return -1;
     if (lookup(r, &top, "remove_com_interval", &f) &&
         (cfg->integrator.kind == INTEGRATOR_FIRE
@@ -953,7 +1165,10 @@ int run_config_load(const char *path, run_config *cfg, dm_error *err)
 void run_config_free(run_config *cfg)
 {
     if (!cfg) return;
-    for (int i = 0; i < cfg->n_systems; i++) free(cfg->systems[i].temperatures);
+    for (int i = 0; i < cfg->n_systems; i++) {
+        free(cfg->systems[i].temperatures);
+        free(cfg->systems[i].ladder);
+    }
     free(cfg->systems);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -961,6 +1176,6 @@ void run_config_free(run_config *cfg)
 int run_config_replicas(const run_config *cfg)
 {
     long n = 0;
-    for (int i = 0; i < cfg->n_systems; i++) n += cfg->systems[i].copies;
+    for (int i = 0; i < cfg->n_systems; i++) n += system_replicas(&cfg->systems[i]);
     return (int)n;
 }

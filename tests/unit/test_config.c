@@ -2,7 +2,8 @@
  *
  * Needs no shared data: each test writes its YAML into a fresh mkdtemp
  * directory that also holds empty stand-ins for the model and structure
- * files (the reader only checks that they exist). Expected values are the
+ * files (the reader only checks that they exist; `frames: all` reads a
+ * five-frame XYZ file that the test writes). Expected values are the
  * literals written in the YAML and the defaults documented in
  * src/engine/run_config.h and docs/config.md; expected line numbers are
  * counted by hand in the YAML text. */
@@ -12,6 +13,7 @@
 #include "test_support.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +29,9 @@ static struct {
 } scratch;
 
 /* The files the scratch directory holds, removed at the end. */
-static const char *const SCRATCH_FILES[] = {"config.yaml",     "model.onnx",    "mol.xyz",
-                                            "sub/config.yaml", "models/m.onnx", NULL};
+static const char *const SCRATCH_FILES[] = {"config.yaml",   "model.onnx", "mol.xyz",
+                                            "sub/config.yaml", "models/m.onnx", "frames.xyz",
+                                            NULL};
 static const char *const SCRATCH_DIRS[] = {"sub", "models", NULL};
 
 static void scratch_path(const char *name, char *out, size_t size)
@@ -255,9 +258,14 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.steps, 10);
     CU_ASSERT_EQUAL_FATAL(cfg.n_systems, 1);
     CU_ASSERT_EQUAL(cfg.systems[0].frame, 0);
+    CU_ASSERT_EQUAL(cfg.systems[0].n_frames, 1);
     CU_ASSERT_EQUAL(cfg.systems[0].copies, 1);
     CU_ASSERT_EQUAL(cfg.systems[0].n_temperatures, 0);
     CU_ASSERT_PTR_NULL(cfg.systems[0].temperatures);
+    CU_ASSERT_EQUAL(cfg.systems[0].n_rungs, 0);
+    CU_ASSERT_PTR_NULL(cfg.systems[0].ladder);
+    CU_ASSERT_EQUAL(cfg.systems[0].groups, 1);
+    CU_ASSERT_EQUAL(cfg.replica_exchange.interval, 0);
     CU_ASSERT_EQUAL(run_config_replicas(&cfg), 1);
     CU_ASSERT_EQUAL(cfg.integrator.kind, INTEGRATOR_VERLET);
     CU_ASSERT_DOUBLE_EQUAL(cfg.integrator.timestep_fs, 0.5, 0.0);
@@ -567,6 +575,307 @@ static void test_yaml_syntax(void)
     EXPECT_ERROR(BASE "---\nsteps: 3\n", 6, "a second YAML document");
 }
 
+/* ---- replica exchange, ensembles ---- */
+
+/* A langevin run with replica exchange every 50 steps; systems[0] starts on
+ * line 8, so its keys are on lines 9, 10, ... */
+#define REMD_HEAD                                                                                  \
+    "model: model.onnx\n"                                                                          \
+    "steps: 10\n"                                                                                  \
+    "integrator:\n"                                                                                \
+    "  type: langevin\n"                                                                           \
+    "replica_exchange:\n"                                                                          \
+    "  interval: 50\n"                                                                             \
+    "systems:\n"                                                                                   \
+    "  - structure: mol.xyz\n"
+
+/* Loads `yaml`, which must be valid; prints the message when it is not. */
+static int load_valid(const char *yaml, run_config *cfg)
+{
+    dm_error err = {{0}};
+    int rc = load_text(yaml, cfg, &err);
+    if (rc) printf("\n  %s\n", err.msg);
+    return rc;
+}
+
+/* T_k = min (max/min)^(k/(n-1)), evaluated here as exp of a linear
+ * interpolation of log T, to compare within a relative 1e-12. */
+static int ladder_is_geometric(const double *ladder, int n, double t_min, double t_max)
+{
+    int ok = 1;
+    for (int k = 0; k < n; k++) {
+        double want = exp(log(t_min) + (double)k / (n - 1) * (log(t_max) - log(t_min)));
+        if (fabs(ladder[k] - want) > 1e-12 * want) {
+            printf("\n  rung %d: %.17g, expected %.17g\n", k, ladder[k], want);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+static void test_geometric_ladder(void)
+{
+    run_config cfg;
+    /* no integrator.temperature: the ladder gives systems[0] its
+     * temperatures, systems[1] has its own */
+    const char *yaml = REMD_HEAD "    ladder:\n"
+                                 "      min: 300\n"
+                                 "      max: 600\n"
+                                 "      count: 8\n"
+                                 "    groups: 3\n"
+                                 "  - structure: mol.xyz\n"
+                                 "    copies: 2\n"
+                                 "    temperature: 310\n";
+    CU_ASSERT_EQUAL_FATAL(load_valid(yaml, &cfg), 0);
+    CU_ASSERT_EQUAL(cfg.replica_exchange.interval, 50);
+    CU_ASSERT_EQUAL_FATAL(cfg.n_systems, 2);
+    const system_spec *s = &cfg.systems[0];
+    CU_ASSERT_EQUAL_FATAL(s->n_rungs, 8);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->ladder);
+    CU_ASSERT(ladder_is_geometric(s->ladder, 8, 300.0, 600.0));
+    CU_ASSERT_DOUBLE_EQUAL(s->ladder[0], 300.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(s->ladder[7], 600.0, 0.0);
+    CU_ASSERT_EQUAL(s->groups, 3);
+    CU_ASSERT_EQUAL(s->n_temperatures, 0);
+    CU_ASSERT_PTR_NULL(s->temperatures);
+    CU_ASSERT_EQUAL(cfg.systems[1].n_rungs, 0);
+    CU_ASSERT_PTR_NULL(cfg.systems[1].ladder);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 3 * 8 + 2);
+    run_config_free(&cfg);
+    CU_ASSERT(is_zeroed(&cfg));
+
+    /* flow style; 250 * 4^(1/2) = 500 */
+    CU_ASSERT_EQUAL_FATAL(
+        load_valid(REMD_HEAD "    ladder: {count: 3, max: 1000, min: 250}\n", &cfg), 0);
+    CU_ASSERT_EQUAL_FATAL(cfg.systems[0].n_rungs, 3);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].ladder[0], 250.0, 250.0 * 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].ladder[1], 500.0, 500.0 * 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].ladder[2], 1000.0, 1000.0 * 1e-12);
+    CU_ASSERT_EQUAL(cfg.systems[0].groups, 1);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 3);
+    run_config_free(&cfg);
+
+    /* a wide ladder of many rungs, from a given frame */
+    CU_ASSERT_EQUAL_FATAL(load_valid(REMD_HEAD "    frame: 4\n"
+                                               "    ladder: {min: 1.5, max: 2500, count: 64}\n",
+                                     &cfg),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(cfg.systems[0].n_rungs, 64);
+    CU_ASSERT(ladder_is_geometric(cfg.systems[0].ladder, 64, 1.5, 2500.0));
+    CU_ASSERT_EQUAL(cfg.systems[0].frame, 4);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 64);
+    run_config_free(&cfg);
+}
+
+static void test_list_ladder(void)
+{
+    run_config cfg;
+    CU_ASSERT_EQUAL_FATAL(load_valid(REMD_HEAD "    ladder: [300, 350.5, 410, 5e2]\n", &cfg), 0);
+    const double want[] = {300.0, 350.5, 410.0, 500.0};
+    CU_ASSERT_EQUAL_FATAL(cfg.systems[0].n_rungs, 4);
+    for (int k = 0; k < 4; k++) CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].ladder[k], want[k], 0.0);
+    CU_ASSERT_EQUAL(cfg.systems[0].groups, 1);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 4);
+    run_config_free(&cfg);
+
+    /* block list, two exchange groups, and a second laddered system: each
+     * group holds the whole ladder of its system */
+    CU_ASSERT_EQUAL_FATAL(load_valid(REMD_HEAD "    groups: 2\n"
+                                               "    ladder:\n"
+                                               "      - 280\n"
+                                               "      - 320\n"
+                                               "  - structure: mol.xyz\n"
+                                               "    ladder: [300, 330, 360]\n"
+                                               "    groups: 5\n",
+                                     &cfg),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(cfg.systems[0].n_rungs, 2);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].ladder[0], 280.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].ladder[1], 320.0, 0.0);
+    CU_ASSERT_EQUAL(cfg.systems[0].groups, 2);
+    CU_ASSERT_EQUAL_FATAL(cfg.systems[1].n_rungs, 3);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[1].ladder[2], 360.0, 0.0);
+    CU_ASSERT_EQUAL(cfg.systems[1].groups, 5);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 2 * 2 + 5 * 3);
+    run_config_free(&cfg);
+}
+
+/* Writes frames.xyz: five frames of a water molecule. */
+static void write_five_frames(void)
+{
+    char path[600];
+    scratch_path("frames.xyz", path, sizeof path);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (int i = 0; i < 5; i++)
+        fprintf(f,
+                "3\nframe %d\nO 0.0 0.0 %.2f\nH 0.757 0.586 %.2f\nH -0.757 0.586 %.2f\n", i,
+                0.01 * i, 0.01 * i, 0.01 * i);
+    fclose(f);
+}
+
+static void test_frames_all(void)
+{
+    write_five_frames();
+    run_config cfg;
+    CU_ASSERT_EQUAL_FATAL(load_valid("model: model.onnx\nsteps: 5\nsystems:\n"
+                                     "  - structure: frames.xyz\n"
+                                     "    frames: all\n"
+                                     "    copies: 2\n"
+                                     "  - structure: frames.xyz\n"
+                                     "    frame: 3\n"
+                                     "    frames: all\n"
+                                     "  - structure: frames.xyz\n"
+                                     "    frame: 1\n",
+                                     &cfg),
+                          0);
+    CU_ASSERT_EQUAL(cfg.systems[0].frame, 0);
+    CU_ASSERT_EQUAL(cfg.systems[0].n_frames, 5);
+    CU_ASSERT_EQUAL(cfg.systems[0].copies, 2);
+    CU_ASSERT_EQUAL(cfg.systems[1].frame, 3);
+    CU_ASSERT_EQUAL(cfg.systems[1].n_frames, 2);
+    CU_ASSERT_EQUAL(cfg.systems[2].frame, 1);
+    CU_ASSERT_EQUAL(cfg.systems[2].n_frames, 1); /* without frames: all, one frame */
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 5 * 2 + 2 + 1);
+    run_config_free(&cfg);
+
+    /* with langevin, one temperature per copy applies to every frame */
+    CU_ASSERT_EQUAL_FATAL(load_valid("model: model.onnx\nsteps: 5\n"
+                                     "integrator: {type: langevin}\nsystems:\n"
+                                     "  - structure: frames.xyz\n"
+                                     "    frames: all\n"
+                                     "    copies: 3\n"
+                                     "    temperature: [250, 300, 350]\n",
+                                     &cfg),
+                          0);
+    CU_ASSERT_EQUAL(cfg.systems[0].n_frames, 5);
+    CU_ASSERT_EQUAL(cfg.systems[0].n_temperatures, 3);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 15);
+    run_config_free(&cfg);
+
+    const char *head = "model: model.onnx\nsteps: 5\nsystems:\n  - structure: frames.xyz\n";
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s    frame: 5\n    frames: all\n", head);
+    EXPECT_ERROR(yaml, 6, "key 'systems[0].frames'", "expected frames from frame 5 on",
+                 "has 5 frame(s)");
+    snprintf(yaml, sizeof yaml, "%s    frames: 3\n", head);
+    EXPECT_ERROR(yaml, 5, "key 'systems[0].frames'", "expected 'all'", "got '3'");
+    snprintf(yaml, sizeof yaml, "%s    frames: [0, 2]\n", head);
+    EXPECT_ERROR(yaml, 5, "key 'systems[0].frames'", "expected 'all'", "got a list");
+    snprintf(yaml, sizeof yaml, "%s    frames: All\n", head);
+    EXPECT_ERROR(yaml, 5, "key 'systems[0].frames'", "expected 'all'", "got 'All'");
+    /* mol.xyz is empty */
+    EXPECT_ERROR("model: model.onnx\nsteps: 5\nsystems:\n  - structure: mol.xyz\n"
+                 "    frames: all\n",
+                 5, "key 'systems[0].frames'", "cannot count the frames", "no frames found");
+}
+
+/* With a ladder, copies/temperature/frames are errors; groups needs one. */
+static void test_ladder_exclusive_keys(void)
+{
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300, 400]\n    copies: 2\n", 10,
+                 "key 'systems[0].copies'",
+                 "not allowed together with 'systems[0].ladder' (line 9)",
+                 "the ladder defines the replicas");
+    EXPECT_ERROR(REMD_HEAD "    temperature: 300\n    ladder: [300, 400]\n", 9,
+                 "key 'systems[0].temperature'",
+                 "not allowed together with 'systems[0].ladder' (line 10)",
+                 "temperatures");
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300, 400]\n    frames: all\n", 10,
+                 "key 'systems[0].frames'", "not allowed together with 'systems[0].ladder'");
+    EXPECT_ERROR("model: model.onnx\nsteps: 1\nsystems:\n  - structure: mol.xyz\n    groups: 2\n",
+                 5, "key 'systems[0].groups'", "only valid together with 'ladder'");
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300, 400]\n    groups: 0\n", 10,
+                 "key 'systems[0].groups'",
+                 "expected a positive whole number of exchange groups, got '0'");
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300, 400]\n    groups: 10000000\n", 8,
+                 "key 'systems[0]'", "more than 10000000 replicas in all");
+}
+
+static void test_ladder_values(void)
+{
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300]\n", 9, "key 'systems[0].ladder'",
+                 "expected at least 2 temperatures", "got 1");
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300, 300]\n", 9, "key 'systems[0].ladder[1]'",
+                 "above 300 K", "strictly increasing", "got '300'");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      - 300\n      - 450\n      - 400\n", 12,
+                 "key 'systems[0].ladder[2]'", "above 450 K", "got '400'");
+    EXPECT_ERROR(REMD_HEAD "    ladder: [0, 300]\n", 9, "key 'systems[0].ladder[0]'", "> 0",
+                 "got '0'");
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300, hot]\n", 9, "key 'systems[0].ladder[1]'",
+                 "temperature in kelvin", "got 'hot'");
+    EXPECT_ERROR(REMD_HEAD "    ladder: 300\n", 9, "key 'systems[0].ladder'",
+                 "expected a list of temperatures in kelvin", "{min: K, max: K, count: N}",
+                 "got '300'");
+    /* geometric */
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 200\n      count: 8\n", 11,
+                 "key 'systems[0].ladder.max'", "above min (300 K)", "got '200'");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 300\n      count: 8\n", 11,
+                 "key 'systems[0].ladder.max'", "above min (300 K)", "got '300'");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 0\n      max: 600\n      count: 8\n", 10,
+                 "key 'systems[0].ladder.min'", "> 0", "got '0'");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 600\n      count: 1\n", 12,
+                 "key 'systems[0].ladder.count'", "rungs >= 2", "got '1'");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 600\n      count: 2.5\n", 12,
+                 "key 'systems[0].ladder.count'", "whole number", "got '2.5'");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 600\n", 9,
+                 "key 'systems[0].ladder': missing required key 'count'");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 600\n      cuont: 8\n", 12,
+                 "unknown key 'cuont' in 'systems[0].ladder'", "did you mean 'count'?");
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 600\n      n: 8\n", 12,
+                 "unknown key 'n' in 'systems[0].ladder'", "valid keys here: min, max, count");
+    /* neighbouring rungs that round to the same double */
+    EXPECT_ERROR(REMD_HEAD "    ladder:\n      min: 300\n      max: 300.00000000001\n"
+                           "      count: 100000\n",
+                 12, "key 'systems[0].ladder.count'", "too close");
+}
+
+/* replica_exchange and its ties to the ladder and the integrator. */
+static void test_replica_exchange_rules(void)
+{
+    EXPECT_ERROR("model: model.onnx\nsteps: 1\nreplica_exchange:\n  interval: 5\nsystems:\n"
+                 "  - structure: mol.xyz\n    ladder: [300, 400]\n",
+                 7, "key 'systems[0].ladder'", "langevin", "integrator.type is 'verlet'");
+    EXPECT_ERROR("model: model.onnx\nsteps: 1\nintegrator:\n  type: fire\nsystems:\n"
+                 "  - structure: mol.xyz\n    ladder: [300, 400]\n",
+                 7, "key 'systems[0].ladder'", "langevin", "integrator.type is 'fire'");
+    EXPECT_ERROR("model: model.onnx\nsteps: 1\nintegrator:\n  type: langevin\n"
+                 "  temperature: 300\nsystems:\n  - structure: mol.xyz\n  - structure: mol.xyz\n"
+                 "    ladder: [300, 400]\n",
+                 9, "key 'systems[1].ladder'", "needs the top-level key 'replica_exchange'",
+                 "interval");
+    EXPECT_ERROR(BASE "replica_exchange:\n  interval: 10\n", 5, "key 'replica_exchange'",
+                 "no system has a 'ladder'");
+    EXPECT_ERROR("model: model.onnx\nsteps: 10\nintegrator:\n  type: langevin\n"
+                 "replica_exchange:\n  {}\nsystems:\n  - structure: mol.xyz\n"
+                 "    ladder: [300, 400]\n",
+                 5, "key 'replica_exchange': missing required key 'interval'");
+    EXPECT_ERROR("model: model.onnx\nsteps: 10\nintegrator:\n  type: langevin\n"
+                 "replica_exchange:\n  interval: 0\nsystems:\n  - structure: mol.xyz\n"
+                 "    ladder: [300, 400]\n",
+                 6, "key 'replica_exchange.interval'",
+                 "expected a positive whole number of steps, got '0'");
+    EXPECT_ERROR("model: model.onnx\nsteps: 10\nintegrator:\n  type: langevin\n"
+                 "replica_exchange: 100\nsystems:\n  - structure: mol.xyz\n"
+                 "    ladder: [300, 400]\n",
+                 5, "key 'replica_exchange'", "expected a mapping with 'interval: STEPS'",
+                 "got '100'");
+    EXPECT_ERROR("model: model.onnx\nsteps: 10\nintegrator:\n  type: langevin\n"
+                 "replica_exchange:\n  intervall: 100\nsystems:\n  - structure: mol.xyz\n"
+                 "    ladder: [300, 400]\n",
+                 6, "unknown key 'intervall' in 'replica_exchange'", "did you mean 'interval'?");
+    /* a ladder on one system does not give the others a temperature */
+    EXPECT_ERROR(REMD_HEAD "    ladder: [300, 400]\n  - structure: mol.xyz\n", 3,
+                 "key 'integrator.temperature'", "needs a temperature", "systems[1] has none");
+    /* keys of the new levels written elsewhere */
+    EXPECT_ERROR(BASE "interval: 100\n", 5, "unknown key 'interval' at the top level",
+                 "belongs in", "'replica_exchange'");
+    EXPECT_ERROR(BASE "ladder: [300, 400]\n", 5, "unknown key 'ladder' at the top level",
+                 "'ladder' belongs in 'systems[]'");
+    EXPECT_ERROR(REMD_HEAD "    count: 8\n", 9, "unknown key 'count' in 'systems[0]'",
+                 "'count' belongs in 'systems[].ladder'");
+}
+
 /* ---- the example configurations in configs/ ---- */
 
 /* Loads configs/<name> against the shared data; returns the config. */
@@ -612,6 +921,52 @@ static void test_example_minimize_caffeine(void)
     run_config_free(&cfg);
 }
 
+static void test_example_remd_alanine_dipeptide(void)
+{
+    run_config cfg;
+    CU_ASSERT_EQUAL_FATAL(load_example("remd_alanine_dipeptide.yaml", &cfg), 0);
+    CU_ASSERT_EQUAL(cfg.integrator.kind, INTEGRATOR_LANGEVIN);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.integrator.timestep_fs, 0.5, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.integrator.friction_per_ps, 1.0, 0.0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.model, "/models/student_427k.onnx"));
+    CU_ASSERT_EQUAL_FATAL(cfg.n_systems, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.systems[0].structure, "/molecules/alanine_dipeptide.xyz"));
+    CU_ASSERT_EQUAL_FATAL(cfg.systems[0].n_rungs, 8);
+    CU_ASSERT(ladder_is_geometric(cfg.systems[0].ladder, 8, 300.0, 600.0));
+    CU_ASSERT_EQUAL(cfg.systems[0].groups, 1);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 8);
+    CU_ASSERT_EQUAL(cfg.replica_exchange.interval, 100);
+    CU_ASSERT_EQUAL(cfg.velocities.set, 1);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.velocities.temperature_K, 300.0, 0.0);
+    CU_ASSERT_EQUAL(cfg.steps, 20000);
+    CU_ASSERT_EQUAL(cfg.output.interval, 100);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.output.file, "/remd_alanine_dipeptide.h5"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.checkpoint.file, "/remd_alanine_dipeptide.chk"));
+    CU_ASSERT_EQUAL(cfg.checkpoint.interval, 5000);
+    run_config_free(&cfg);
+}
+
+static void test_example_ensemble(void)
+{
+    run_config cfg;
+    CU_ASSERT_EQUAL_FATAL(load_example("ensemble.yaml", &cfg), 0);
+    CU_ASSERT_EQUAL(cfg.integrator.kind, INTEGRATOR_LANGEVIN);
+    CU_ASSERT_EQUAL(cfg.replica_exchange.interval, 0);
+    CU_ASSERT_EQUAL_FATAL(cfg.n_systems, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.systems[0].structure, "/molecules/ethanol.xyz"));
+    CU_ASSERT_EQUAL(cfg.systems[0].n_frames, 1); /* the shared ethanol.xyz has one frame */
+    CU_ASSERT_EQUAL(cfg.systems[0].copies, 8);
+    CU_ASSERT_EQUAL_FATAL(cfg.systems[0].n_temperatures, 8);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].temperatures[0], 250.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.systems[0].temperatures[7], 400.0, 0.0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.systems[1].structure, "/molecules/aspirin.xyz"));
+    CU_ASSERT_EQUAL(cfg.systems[1].copies, 4);
+    CU_ASSERT_EQUAL(cfg.systems[1].n_temperatures, 0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.integrator.temperature_K, 300.0, 0.0);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 12);
+    run_config_free(&cfg);
+}
+
 /* The example suite needs the source tree and shared/; without them it is
  * left out (and says so) while the other suites still run. */
 static void add_example_suite(void)
@@ -629,7 +984,8 @@ static void add_example_suite(void)
      * from the configs/ folder. */
     setenv("DISTILMD_SHARED", shared, 1);
     TEST_SUITE("config_examples", TEST_CASE(test_example_nve_benzene),
-               TEST_CASE(test_example_langevin_aspirin), TEST_CASE(test_example_minimize_caffeine));
+               TEST_CASE(test_example_langevin_aspirin), TEST_CASE(test_example_minimize_caffeine),
+               TEST_CASE(test_example_remd_alanine_dipeptide), TEST_CASE(test_example_ensemble));
 }
 
 int main(void)
@@ -643,6 +999,10 @@ int main(void)
                TEST_CASE(test_duplicates), TEST_CASE(test_temperatures),
                TEST_CASE(test_keys_for_other_integrators), TEST_CASE(test_missing_keys),
                TEST_CASE(test_missing_files), TEST_CASE(test_yaml_syntax));
+    TEST_SUITE("config_replica_exchange_ensembles", TEST_CASE(test_geometric_ladder),
+               TEST_CASE(test_list_ladder), TEST_CASE(test_frames_all),
+               TEST_CASE(test_ladder_exclusive_keys), TEST_CASE(test_ladder_values),
+               TEST_CASE(test_replica_exchange_rules));
     add_example_suite();
     int rc = test_run_all();
     remove_scratch();
