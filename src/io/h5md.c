@@ -2,7 +2,7 @@
  * Comm. 185, 1546 (2014); https://www.nongnu.org/h5md/h5md.html), one
  * particles group per replica.
  *
- * Layout (N atoms of the replica, F frames so far):
+ * Layout (R replicas, N atoms of a replica, F frames so far):
  *   /h5md                         +version int32[2] = {1, 1}
  *        author                   +name   (fixed-length string; "unknown" when not given)
  *        creator                  +name "distilmd", +version (fixed-length strings)
@@ -15,50 +15,71 @@
  *        position                 step int64[F]; time float64[F] +unit "ps";
  *                                 value float64[F][N][3] +unit "Angstrom"
  *        velocity   (optional)    same, value +unit "Angstrom ps-1"
- *        force      (optional)    same, value +unit "eV Angstrom-1"
- *   /observables/replica_NNNN/potential_energy, kinetic_energy, total_energy:
+ *        force      (optional)    same, value +unit "kJ mol-1 Angstrom-1"
+ *   /observables/potential_energy, kinetic_energy, total_energy:
  *                                 step int64[F]; time float64[F] +unit "ps";
- *                                 value float64[F] +unit "eV"
- *                            temperature: the same, value +unit "K"
- * Every time series of a file has the same frames (one row per
- * h5md_write_frame); step values increase strictly.
+ *                                 value float64[F][R] +unit "eV"
+ *                temperature:     the same, value +unit "K"
+ * An observable is one flat time series whose value has one column per
+ * replica: column r belongs to /particles/replica_NNNN with NNNN = r.
+ *
+ * Shared step and time. Every time series of a file has the same frames (one
+ * row per h5md_write_frame). H5MD 1.1 allows elements sampled at equal times
+ * to share them: "step and time of one element may be hard links to the step
+ * and time datasets of a different element". So a file holds ONE step and ONE
+ * time dataset, those of /particles/replica_0000/position (position is always
+ * written, so that element always exists); the step and time
+ * of every other element (position, velocity and force of every replica, and
+ * every observable) are HDF5 hard links to them. A reader sees an ordinary
+ * step and time in every group; a frame extends those two datasets once.
+ * Step values increase strictly. h5md_open_append checks the links and
+ * refuses a file that lacks them, or that has the per-replica observable
+ * groups of earlier versions (it names the missing /observables/<name>).
  *
  * Units. The engine works in Å, fs, eV, amu, K. The file stores
- *   time [ps]             = time [fs] / 1000
- *   velocity [Å/ps]       = velocity [Å/fs] × 1000
- * and everything else as the engine gives it (positions Å, forces eV/Å,
- * energies eV, temperature K, masses amu); total_energy = potential + kinetic.
+ *   time [ps]            = time [fs] / 1000
+ *   velocity [Å/ps]      = velocity [Å/fs] × 1000
+ *   force [kJ/(mol Å)]   = force [eV/Å] × 96.4853321233100184
+ *                          (1 eV = e N_A / 1000 kJ/mol, exact with the SI
+ *                          (CODATA 2018) values e = 1.602176634e-19 C and
+ *                          N_A = 6.02214076e23 /mol)
+ * and everything else as the engine gives it (positions Å, energies eV,
+ * temperature K, masses amu); total_energy = potential + kinetic.
  * `unit` attributes are variable-length ASCII strings, as the H5MD units
  * module prescribes; we do not declare that module (its system spells
  * Ångström "Ang" and amu "u"), and use the spellings MDAnalysis recognises.
+ * Forces are not in eV/Å because MDAnalysis knows no eV-based force unit and
+ * refuses a file that uses one, even with convert_units=False.
  *
  * Reading with MDAnalysis (checked against MDAnalysis 2.4.2, Debian's
  * python3-mdanalysis; see tests/python/test_h5md_readers.py):
- *   - It reads the first group of /particles (replica_0000) only.
- *   - Its units table knows "Angstrom", "ps" and "Angstrom ps-1" but no
- *     eV-based force unit: a file with forces must be opened with
- *     convert_units=False (all values are then as stored, i.e. in the units
- *     above; MDAnalysis's own units are Å and ps, so positions, velocities
- *     and times need no conversion anyway). A file without forces opens
- *     with the default convert_units=True.
- *   - It cannot build a topology from the file (it looks for
+ *   - It opens the files as they are: no unit registration, no patches.
+ *     It cannot build a topology from them (it looks for
  *     /particles/trajectory): use Universe.empty(n_atoms) + load_new(file,
- *     format="H5MD"), or give a topology file.
- *   - Versions before 2.8 fail on observables kept in subgroups of
- *     /observables (MDAnalysis issue #4598, fixed by pull request #4615),
- *     which H5MD 1.1 allows and this layout uses; the test shows the
- *     two-line workaround for those versions.
+ *     format="H5MD"), or give a topology file. Positions, velocities and
+ *     times are in its own units (Å, Å/ps, ps), and so are forces
+ *     (kJ/(mol Å)): convert_units=True (the default) leaves them unchanged.
+ *   - ts.data["potential_energy"] etc. hold the frame's row: one value per
+ *     replica.
+ *   - It reads the first group of /particles (replica_0000) only. To read
+ *     replica k, give it a small file that holds a copy of /h5md, an
+ *     external link /observables to this file's, and, as its only particles
+ *     group, an external link to /particles/replica_k of this file (with
+ *     h5py: v["particles/replica_k"] = h5py.ExternalLink(path,
+ *     "/particles/replica_k"); tests/python/test_h5md_readers.py,
+ *     replica_view).
  *
- * Storage. Time series are chunked along the frame axis: a per-atom value
- * chunk holds about 32 KiB of frames (1 to 1024 frames), step/time and
- * observable chunks hold 256 frames. No compression.
+ * Storage. Time series are chunked along the frame axis: a chunk holds about
+ * 32 KiB of frames (1 to 1024 frames). No compression.
  *
  * Crash safety. h5md_flush (H5Fflush) writes all data and metadata to the
  * file (to the operating system; no fsync): a process killed afterwards
  * leaves a valid file holding every frame written before the flush. Frames
- * written after the last flush may or may not survive. The file is created
- * with HDF5's default (earliest) format, so a killed writer leaves no
- * "file is open for writing" mark that a reader would refuse.
+ * written after the last flush may survive, wholly or in part (a frame
+ * writes every value first, then time, then step); h5md_open_append counts
+ * only the frames that every dataset holds. The file is created with HDF5's
+ * default (earliest) format, so a killed writer leaves no "file is open for
+ * writing" mark that a reader would refuse.
  *
  * Errors: every function returns 0 or -1 with a message naming the file and
  * the HDF5 object. HDF5's automatic error printing is switched off during
@@ -80,47 +101,52 @@
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* The time series of one replica. */
+/* The time series of a file. */
 
 enum series_kind {
-    SERIES_POSITION,
+    SERIES_POSITION, /* per atom, one element per replica in /particles */
     SERIES_VELOCITY,
     SERIES_FORCE,
-    SERIES_POTENTIAL_ENERGY,
+    SERIES_POTENTIAL_ENERGY, /* per replica, one element in /observables */
     SERIES_KINETIC_ENERGY,
     SERIES_TOTAL_ENERGY,
     SERIES_TEMPERATURE,
     N_SERIES
 };
+#define N_PER_ATOM_SERIES 3 /* SERIES_POSITION .. SERIES_FORCE */
 
 typedef struct series_spec {
     const char *name;
     const char *unit;   /* of value */
-    int per_atom;       /* 1: /particles, value [F][N][3]; 0: /observables, value [F] */
+    int per_atom;       /* 1: /particles/replica_NNNN/<name>, value [F][N][3];
+                           0: /observables/<name>, value [F][R] */
+    double scale;       /* value in the file = value from the engine × scale */
 } series_spec;
 
+#define FS_PER_PS 1000.0
+/* kJ/mol per eV: e N_A / 1000 with e = 1.602176634e-19 C, N_A = 6.02214076e23
+ * /mol (exact since SI 2019), rounded to 18 significant digits. */
+#define KJ_PER_MOL_PER_EV 96.4853321233100184
+
 static const series_spec SERIES[N_SERIES] = {
-    {"position", "Angstrom", 1},
-    {"velocity", "Angstrom ps-1", 1},
-    {"force", "eV Angstrom-1", 1},
-    {"potential_energy", "eV", 0},
-    {"kinetic_energy", "eV", 0},
-    {"total_energy", "eV", 0},
-    {"temperature", "K", 0},
+    {"position", "Angstrom", 1, 1.0},
+    {"velocity", "Angstrom ps-1", 1, FS_PER_PS},
+    {"force", "kJ mol-1 Angstrom-1", 1, KJ_PER_MOL_PER_EV},
+    {"potential_energy", "eV", 0, 1.0},
+    {"kinetic_energy", "eV", 0, 1.0},
+    {"total_energy", "eV", 0, 1.0},
+    {"temperature", "K", 0, 1.0},
 };
 
 #define TIME_UNIT "ps"
 #define MASS_UNIT "amu"
-#define FS_PER_PS 1000.0
-#define SCALAR_CHUNK_FRAMES 256
-#define VALUE_CHUNK_BYTES 32768
-#define VALUE_CHUNK_MAX_FRAMES 1024
+#define CHUNK_BYTES 32768
+#define CHUNK_MAX_FRAMES 1024
 #define OBJECT_PATH_MAX 160
-
-typedef struct time_series {
-    hid_t step, time, value; /* datasets; -1 when not open */
-    hsize_t n_frames;        /* rows written */
-} time_series;
+/* The one step and time dataset of a file (the others are hard links). */
+#define SHARED_ELEMENT "/particles/replica_0000/position"
+#define SHARED_STEP SHARED_ELEMENT "/step"
+#define SHARED_TIME SHARED_ELEMENT "/time"
 
 struct h5md_writer {
     char *path;
@@ -130,39 +156,61 @@ struct h5md_writer {
     long *first_atom;      /* [n_replicas]: offset of the replica's atoms in frame arrays */
     int max_atoms;
     int enabled[N_SERIES];
-    time_series *series;   /* [n_replicas][N_SERIES] */
-    double *scratch;       /* [3 * max_atoms]: velocities converted to Å/ps */
+    hid_t step, time;      /* the shared datasets; -1 when not open */
+    hid_t *value;          /* [n_replicas][N_PER_ATOM_SERIES], then [N_SERIES - N_PER_ATOM_SERIES]
+                              for the observables; -1 when not open */
+    hsize_t n_frames;      /* rows of every dataset */
+    double *scratch;       /* [max(3 max_atoms, n_replicas)]: a row converted to file units */
     int has_frames;
     long last_step;        /* step of the last frame in the file (when has_frames) */
     int broken;            /* a write failed midway: the file may hold a partial frame */
 };
 
-static time_series *series_of(h5md_writer *w, int replica, int kind)
+/* The value dataset of series `kind` (of replica r when per atom). */
+static hid_t *value_of(h5md_writer *w, int r, int kind)
 {
-    return &w->series[(size_t)replica * N_SERIES + (size_t)kind];
+    if (SERIES[kind].per_atom) return &w->value[(size_t)r * N_PER_ATOM_SERIES + (size_t)kind];
+    return &w->value[(size_t)w->n_replicas * N_PER_ATOM_SERIES + (size_t)(kind - N_PER_ATOM_SERIES)];
 }
 
-static void replica_group_path(char *buf, size_t size, const char *root, int replica)
+static size_t n_value_datasets(const h5md_writer *w)
 {
-    snprintf(buf, size, "/%s/replica_%04d", root, replica);
+    return (size_t)w->n_replicas * N_PER_ATOM_SERIES + (N_SERIES - N_PER_ATOM_SERIES);
 }
 
-static void series_path(char *buf, size_t size, int replica, int kind)
+static void replica_group_path(char *buf, size_t size, int replica)
 {
-    char group[OBJECT_PATH_MAX];
-    replica_group_path(group, sizeof group, SERIES[kind].per_atom ? "particles" : "observables",
-                       replica);
-    snprintf(buf, size, "%s/%s", group, SERIES[kind].name);
+    snprintf(buf, size, "/particles/replica_%04d", replica);
 }
 
-/* Frames per chunk of a per-atom value dataset: about VALUE_CHUNK_BYTES. */
-static hsize_t value_chunk_frames(int n_atoms)
+/* The element (group) of series `kind`; r is ignored for observables. */
+static void element_path(char *buf, size_t size, int r, int kind)
 {
-    hsize_t frame_bytes = (hsize_t)n_atoms * 3 * sizeof(double);
-    hsize_t frames = VALUE_CHUNK_BYTES / frame_bytes;
+    if (SERIES[kind].per_atom)
+        snprintf(buf, size, "/particles/replica_%04d/%s", r, SERIES[kind].name);
+    else
+        snprintf(buf, size, "/observables/%s", SERIES[kind].name);
+}
+
+/* Frames per chunk for rows of frame_bytes bytes: about CHUNK_BYTES. */
+static hsize_t chunk_frames(hsize_t frame_bytes)
+{
+    hsize_t frames = CHUNK_BYTES / frame_bytes;
     if (frames < 1) frames = 1;
-    if (frames > VALUE_CHUNK_MAX_FRAMES) frames = VALUE_CHUNK_MAX_FRAMES;
+    if (frames > CHUNK_MAX_FRAMES) frames = CHUNK_MAX_FRAMES;
     return frames;
+}
+
+/* The shape of one row of a value dataset: rank - 1 dimensions in item. */
+static int row_shape(const h5md_writer *w, int r, int kind, hsize_t item[2])
+{
+    if (SERIES[kind].per_atom) {
+        item[0] = (hsize_t)w->n_atoms[r];
+        item[1] = 3;
+        return 3;
+    }
+    item[0] = (hsize_t)w->n_replicas;
+    return 2;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -189,7 +237,7 @@ static void writer_free(h5md_writer *w)
     free(w->path);
     free(w->n_atoms);
     free(w->first_atom);
-    free(w->series);
+    free(w->value);
     free(w->scratch);
     free(w);
 }
@@ -199,14 +247,14 @@ static h5md_writer *writer_new(const char *path, const h5md_layout *layout, dm_e
     h5md_writer *w = calloc(1, sizeof *w);
     int n = layout->n_replicas;
     if (w) {
-        w->file = -1;
+        w->file = w->step = w->time = -1;
         w->n_replicas = n;
         w->path = malloc(strlen(path) + 1);
         w->n_atoms = malloc((size_t)n * sizeof *w->n_atoms);
         w->first_atom = malloc((size_t)n * sizeof *w->first_atom);
-        w->series = malloc((size_t)n * N_SERIES * sizeof *w->series);
+        w->value = malloc(n_value_datasets(w) * sizeof *w->value);
     }
-    if (!w || !w->path || !w->n_atoms || !w->first_atom || !w->series) {
+    if (!w || !w->path || !w->n_atoms || !w->first_atom || !w->value) {
         writer_free(w);
         dm_fail(err, "%s: out of memory for the H5MD writer (%d replicas)", path, n);
         return NULL;
@@ -218,14 +266,14 @@ static h5md_writer *writer_new(const char *path, const h5md_layout *layout, dm_e
         w->first_atom[r] = offset;
         offset += layout->n_atoms[r];
         if (layout->n_atoms[r] > w->max_atoms) w->max_atoms = layout->n_atoms[r];
-        for (int k = 0; k < N_SERIES; k++)
-            *series_of(w, r, k) = (time_series){.step = -1, .time = -1, .value = -1};
     }
+    for (size_t i = 0; i < n_value_datasets(w); i++) w->value[i] = -1;
     for (int k = 0; k < N_SERIES; k++) w->enabled[k] = !SERIES[k].per_atom;
     w->enabled[SERIES_POSITION] = 1;
     w->enabled[SERIES_VELOCITY] = layout->write_velocity != 0;
     w->enabled[SERIES_FORCE] = layout->write_force != 0;
-    w->scratch = malloc((size_t)w->max_atoms * 3 * sizeof *w->scratch);
+    size_t scratch = 3 * (size_t)w->max_atoms > (size_t)n ? 3 * (size_t)w->max_atoms : (size_t)n;
+    w->scratch = malloc(scratch * sizeof *w->scratch);
     if (!w->scratch) {
         writer_free(w);
         dm_fail(err, "%s: out of memory for the H5MD writer", path);
@@ -238,19 +286,14 @@ static h5md_writer *writer_new(const char *path, const h5md_layout *layout, dm_e
  * rc is still 0). Returns the updated rc. */
 static int writer_close_handles(h5md_writer *w, int rc, dm_error *err)
 {
-    for (int r = 0; r < w->n_replicas; r++) {
-        for (int k = 0; k < N_SERIES; k++) {
-            time_series *s = series_of(w, r, k);
-            hid_t ids[3] = {s->step, s->time, s->value};
-            for (int i = 0; i < 3; i++)
-                if (hdf5_close(ids[i]) < 0 && rc == 0) {
-                    char path[OBJECT_PATH_MAX];
-                    series_path(path, sizeof path, r, k);
-                    rc = hdf5_fail(err, "%s: cannot close a dataset of %s", w->path, path);
-                }
-            s->step = s->time = s->value = -1;
-        }
+    for (size_t i = 0; i < n_value_datasets(w); i++) {
+        if (hdf5_close(w->value[i]) < 0 && rc == 0)
+            rc = hdf5_fail(err, "%s: cannot close a value dataset", w->path);
+        w->value[i] = -1;
     }
+    if ((hdf5_close(w->step) < 0 || hdf5_close(w->time) < 0) && rc == 0)
+        rc = hdf5_fail(err, "%s: cannot close %s or %s", w->path, SHARED_STEP, SHARED_TIME);
+    w->step = w->time = -1;
     if (hdf5_close(w->file) < 0 && rc == 0)
         rc = hdf5_fail(err, "%s: cannot close the file", w->path);
     w->file = -1;
@@ -323,13 +366,13 @@ static int write_fixed_dataset(h5md_writer *w, hid_t group, const char *name,
     return rc;
 }
 
-/* /particles/replica_NNNN with box, species and mass. */
-static int create_particles_group(h5md_writer *w, hid_t particles, int r,
-                                  const h5md_layout *layout, dm_error *err)
+/* /particles/replica_NNNN with box, species and mass; returns the open group. */
+static hid_t create_particles_group(h5md_writer *w, hid_t particles, int r,
+                                    const h5md_layout *layout, dm_error *err)
 {
     static const char *const boundary[3] = {"none", "none", "none"};
     char path[OBJECT_PATH_MAX], object[OBJECT_PATH_MAX + 16];
-    replica_group_path(path, sizeof path, "particles", r);
+    replica_group_path(path, sizeof path, r);
     hid_t group = create_group(w, particles, strrchr(path, '/') + 1, path, err);
     if (group < 0) return -1;
     int rc = 0;
@@ -351,8 +394,11 @@ static int create_particles_group(h5md_writer *w, hid_t particles, int r,
                                  err);
     }
     hdf5_close(box);
-    hdf5_close(group);
-    return rc;
+    if (rc != 0) {
+        hdf5_close(group);
+        return -1;
+    }
+    return group;
 }
 
 /* An empty dataset of shape [0][item...], extendable along the first axis,
@@ -374,72 +420,78 @@ static hid_t create_extendable(hid_t group, const char *name, hid_t file_type, i
     return dset;
 }
 
-/* One time-dependent element: group with step, time and value. `parent`
- * is the replica's particles or observables group. */
+/* The shared step and time datasets, in the element `group`
+ * (SHARED_ELEMENT). */
+static int create_shared_step_time(h5md_writer *w, hid_t group, dm_error *err)
+{
+    hsize_t chunk = chunk_frames(sizeof(int64_t));
+    w->step = create_extendable(group, "step", H5T_STD_I64LE, 1, NULL, chunk);
+    if (w->step < 0) return hdf5_fail(err, "%s: cannot create dataset %s", w->path, SHARED_STEP);
+    w->time = create_extendable(group, "time", H5T_IEEE_F64LE, 1, NULL, chunk);
+    if (w->time < 0) return hdf5_fail(err, "%s: cannot create dataset %s", w->path, SHARED_TIME);
+    return write_unit(w, w->time, TIME_UNIT, SHARED_TIME, err);
+}
+
+/* step and time of an element as hard links to the shared datasets. */
+static int link_shared_step_time(h5md_writer *w, hid_t group, const char *path, dm_error *err)
+{
+    if (H5Lcreate_hard(w->file, SHARED_STEP, group, "step", H5P_DEFAULT, H5P_DEFAULT) < 0)
+        return hdf5_fail(err, "%s: cannot link %s/step to %s", w->path, path, SHARED_STEP);
+    if (H5Lcreate_hard(w->file, SHARED_TIME, group, "time", H5P_DEFAULT, H5P_DEFAULT) < 0)
+        return hdf5_fail(err, "%s: cannot link %s/time to %s", w->path, path, SHARED_TIME);
+    return 0;
+}
+
+/* One time-dependent element: group with step, time and value. `parent` is
+ * the replica's particles group or /observables. The first element created
+ * (replica 0's position) owns the shared step and time. */
 static int create_series(h5md_writer *w, hid_t parent, int r, int kind, dm_error *err)
 {
     char path[OBJECT_PATH_MAX], object[OBJECT_PATH_MAX + 16];
-    series_path(path, sizeof path, r, kind);
-    time_series *s = series_of(w, r, kind);
+    element_path(path, sizeof path, r, kind);
     hid_t group = create_group(w, parent, SERIES[kind].name, path, err);
     if (group < 0) return -1;
-
-    int per_atom = SERIES[kind].per_atom;
-    hsize_t item[2] = {(hsize_t)w->n_atoms[r], 3};
-    int rc = 0;
-    s->step = create_extendable(group, "step", H5T_STD_I64LE, 1, NULL, SCALAR_CHUNK_FRAMES);
-    if (s->step < 0) rc = hdf5_fail(err, "%s: cannot create dataset %s/step", w->path, path);
+    int rc = w->step < 0 ? create_shared_step_time(w, group, err)
+                         : link_shared_step_time(w, group, path, err);
     if (rc == 0) {
-        s->time = create_extendable(group, "time", H5T_IEEE_F64LE, 1, NULL, SCALAR_CHUNK_FRAMES);
-        snprintf(object, sizeof object, "%s/time", path);
-        if (s->time < 0) rc = hdf5_fail(err, "%s: cannot create dataset %s", w->path, object);
-        else rc = write_unit(w, s->time, TIME_UNIT, object, err);
-    }
-    if (rc == 0) {
-        s->value = per_atom ? create_extendable(group, "value", H5T_IEEE_F64LE, 3, item,
-                                                value_chunk_frames(w->n_atoms[r]))
-                            : create_extendable(group, "value", H5T_IEEE_F64LE, 1, NULL,
-                                                SCALAR_CHUNK_FRAMES);
+        hsize_t item[2];
+        int rank = row_shape(w, r, kind, item);
+        hsize_t row_bytes = item[0] * (rank == 3 ? item[1] : 1) * sizeof(double);
+        hid_t *value = value_of(w, r, kind);
+        *value = create_extendable(group, "value", H5T_IEEE_F64LE, rank, item,
+                                   chunk_frames(row_bytes));
         snprintf(object, sizeof object, "%s/value", path);
-        if (s->value < 0) rc = hdf5_fail(err, "%s: cannot create dataset %s", w->path, object);
-        else rc = write_unit(w, s->value, SERIES[kind].unit, object, err);
+        if (*value < 0) rc = hdf5_fail(err, "%s: cannot create dataset %s", w->path, object);
+        else rc = write_unit(w, *value, SERIES[kind].unit, object, err);
     }
-    s->n_frames = 0;
     hdf5_close(group);
     return rc;
 }
 
-/* /particles/replica_NNNN and /observables/replica_NNNN with all their
- * time series, for every replica. */
-static int create_replicas(h5md_writer *w, const h5md_layout *layout, dm_error *err)
+/* /particles/replica_NNNN with its time series, for every replica. */
+static int create_particles(h5md_writer *w, const h5md_layout *layout, dm_error *err)
 {
     hid_t particles = create_group(w, w->file, "particles", "/particles", err);
-    hid_t observables = particles < 0 ? -1 : create_group(w, w->file, "observables",
-                                                          "/observables", err);
-    int rc = observables < 0 ? -1 : 0;
+    int rc = particles < 0 ? -1 : 0;
     for (int r = 0; rc == 0 && r < w->n_replicas; r++) {
-        rc = create_particles_group(w, particles, r, layout, err);
-        char path[OBJECT_PATH_MAX];
-        replica_group_path(path, sizeof path, "observables", r);
-        hid_t replica_observables = -1, replica_particles = -1;
-        if (rc == 0) {
-            replica_observables = create_group(w, observables, strrchr(path, '/') + 1, path, err);
-            if (replica_observables < 0) rc = -1;
-        }
-        if (rc == 0) {
-            replica_group_path(path, sizeof path, "particles", r);
-            replica_particles = H5Gopen2(particles, strrchr(path, '/') + 1, H5P_DEFAULT);
-            if (replica_particles < 0) rc = hdf5_fail(err, "%s: cannot open %s", w->path, path);
-        }
-        for (int k = 0; rc == 0 && k < N_SERIES; k++)
-            if (w->enabled[k])
-                rc = create_series(w, SERIES[k].per_atom ? replica_particles : replica_observables,
-                                   r, k, err);
-        hdf5_close(replica_particles);
-        hdf5_close(replica_observables);
+        hid_t group = create_particles_group(w, particles, r, layout, err);
+        if (group < 0) rc = -1;
+        for (int k = 0; rc == 0 && k < N_PER_ATOM_SERIES; k++)
+            if (w->enabled[k]) rc = create_series(w, group, r, k, err);
+        hdf5_close(group);
     }
-    hdf5_close(observables);
     hdf5_close(particles);
+    return rc;
+}
+
+/* /observables/<name> for every observable. */
+static int create_observables(h5md_writer *w, dm_error *err)
+{
+    hid_t observables = create_group(w, w->file, "observables", "/observables", err);
+    int rc = observables < 0 ? -1 : 0;
+    for (int k = N_PER_ATOM_SERIES; rc == 0 && k < N_SERIES; k++)
+        rc = create_series(w, observables, 0, k, err);
+    hdf5_close(observables);
     return rc;
 }
 
@@ -456,7 +508,8 @@ int h5md_create(h5md_writer **out, const char *path, const h5md_layout *layout, 
     w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) rc = hdf5_fail(err, "%s: cannot create the H5MD file", path);
     if (rc == 0) rc = create_metadata(w, layout->author, err);
-    if (rc == 0) rc = create_replicas(w, layout, err);
+    if (rc == 0) rc = create_particles(w, layout, err);
+    if (rc == 0) rc = create_observables(w, err);
     if (rc == 0 && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
         rc = hdf5_fail(err, "%s: cannot flush the new file", path);
     if (rc != 0) writer_close_handles(w, -1, NULL);
@@ -531,7 +584,7 @@ static int read_fixed_dataset(h5md_writer *w, const char *path, hid_t mem_type, 
 static int check_particles(h5md_writer *w, int r, const h5md_layout *layout, dm_error *err)
 {
     char group[OBJECT_PATH_MAX], path[OBJECT_PATH_MAX + 16];
-    replica_group_path(group, sizeof group, "particles", r);
+    replica_group_path(group, sizeof group, r);
     int n = w->n_atoms[r];
     int *species = malloc((size_t)n * sizeof *species);
     double *masses = malloc((size_t)n * sizeof *masses);
@@ -559,101 +612,13 @@ static int check_particles(h5md_writer *w, int r, const h5md_layout *layout, dm_
     return rc;
 }
 
-/* The dimensions of an open dataset (rank must equal `rank`). */
-static int dataset_dims(hid_t dset, int rank, hsize_t *dims)
-{
-    hid_t space = H5Dget_space(dset);
-    int ok = space >= 0 && H5Sget_simple_extent_ndims(space) == rank &&
-             H5Sget_simple_extent_dims(space, dims, NULL) >= 0;
-    hdf5_close(space);
-    return ok ? 0 : -1;
-}
-
-/* Opens step, time and value of an existing series and checks their shapes. */
-static int open_series(h5md_writer *w, int r, int kind, dm_error *err)
-{
-    char path[OBJECT_PATH_MAX], object[OBJECT_PATH_MAX + 16];
-    series_path(path, sizeof path, r, kind);
-    time_series *s = series_of(w, r, kind);
-    hid_t *ids[3] = {&s->step, &s->time, &s->value};
-    static const char *const names[3] = {"step", "time", "value"};
-    int per_atom = SERIES[kind].per_atom;
-    hsize_t frames[3];
-    for (int i = 0; i < 3; i++) {
-        snprintf(object, sizeof object, "%s/%s", path, names[i]);
-        htri_t exists = hdf5_link_exists(w->file, object);
-        if (exists <= 0)
-            return dm_fail(err, "%s: dataset %s is missing", w->path, object);
-        *ids[i] = H5Dopen2(w->file, object, H5P_DEFAULT);
-        if (*ids[i] < 0) return hdf5_fail(err, "%s: cannot open dataset %s", w->path, object);
-        int rank = (i == 2 && per_atom) ? 3 : 1;
-        hsize_t dims[3] = {0, 0, 0};
-        if (dataset_dims(*ids[i], rank, dims) < 0)
-            return dm_fail(err, "%s: dataset %s is not %d-dimensional", w->path, object, rank);
-        if (rank == 3 && (dims[1] != (hsize_t)w->n_atoms[r] || dims[2] != 3))
-            return dm_fail(err, "%s: dataset %s holds frames of %llu x %llu values, the run's "
-                           "replica has %d atoms x 3", w->path, object,
-                           (unsigned long long)dims[1], (unsigned long long)dims[2],
-                           w->n_atoms[r]);
-        frames[i] = dims[0];
-    }
-    if (frames[0] != frames[1] || frames[0] != frames[2])
-        return dm_fail(err, "%s: %s has %llu steps, %llu times and %llu values; expected equal "
-                       "counts", w->path, path, (unsigned long long)frames[0],
-                       (unsigned long long)frames[1], (unsigned long long)frames[2]);
-    s->n_frames = frames[0];
-    return 0;
-}
-
-/* Sets the number of frames of dataset dset (first axis) to n. */
-static herr_t set_frames(hid_t dset, int rank, hsize_t n)
-{
-    hsize_t dims[3] = {0, 0, 0};
-    if (dataset_dims(dset, rank, dims) < 0) return -1;
-    dims[0] = n;
-    return H5Dset_extent(dset, dims);
-}
-
-/* Drops the frames of a series whose step is greater than last_step (the
- * steps increase, so they are a suffix). Raises *kept_last to the step of
- * the last frame kept. */
-static int truncate_series(h5md_writer *w, int r, int kind, long last_step, int *kept_any,
-                           long *kept_last, dm_error *err)
-{
-    char path[OBJECT_PATH_MAX];
-    series_path(path, sizeof path, r, kind);
-    time_series *s = series_of(w, r, kind);
-    if (s->n_frames == 0) return 0;
-    int64_t *steps = malloc(s->n_frames * sizeof *steps);
-    if (!steps) return dm_fail(err, "%s: out of memory reading %s/step", w->path, path);
-    int rc = 0;
-    if (H5Dread(s->step, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps) < 0)
-        rc = hdf5_fail(err, "%s: cannot read dataset %s/step", w->path, path);
-    hsize_t keep = 0;
-    while (rc == 0 && keep < s->n_frames && steps[keep] <= last_step) keep++;
-    if (rc == 0 && keep > 0) {
-        if (!*kept_any || steps[keep - 1] > *kept_last) *kept_last = (long)steps[keep - 1];
-        *kept_any = 1;
-    }
-    if (rc == 0 && keep < s->n_frames) {
-        int value_rank = SERIES[kind].per_atom ? 3 : 1;
-        if (set_frames(s->step, 1, keep) < 0 || set_frames(s->time, 1, keep) < 0 ||
-            set_frames(s->value, value_rank, keep) < 0)
-            rc = hdf5_fail(err, "%s: cannot truncate %s to %llu frames", w->path, path,
-                           (unsigned long long)keep);
-        else
-            s->n_frames = keep;
-    }
-    free(steps);
-    return rc;
-}
-
 /* The time series in the file must be the ones the run writes. */
-static int check_series_present(h5md_writer *w, int r, dm_error *err)
+static int check_series_present(h5md_writer *w, int r, int first_kind, int end_kind,
+                                dm_error *err)
 {
-    for (int k = 0; k < N_SERIES; k++) {
+    for (int k = first_kind; k < end_kind; k++) {
         char path[OBJECT_PATH_MAX];
-        series_path(path, sizeof path, r, k);
+        element_path(path, sizeof path, r, k);
         htri_t exists = hdf5_link_exists(w->file, path);
         if (exists < 0) return hdf5_fail(err, "%s: cannot look up %s", w->path, path);
         if (exists && !w->enabled[k])
@@ -664,6 +629,198 @@ static int check_series_present(h5md_writer *w, int r, dm_error *err)
                            SERIES[k].name);
     }
     return 0;
+}
+
+/* The dimensions of an open dataset (rank must equal `rank`). */
+static int dataset_dims(hid_t dset, int rank, hsize_t *dims)
+{
+    hid_t space = H5Dget_space(dset);
+    int ok = space >= 0 && H5Sget_simple_extent_ndims(space) == rank &&
+             H5Sget_simple_extent_dims(space, dims, NULL) >= 0;
+    hdf5_close(space);
+    return ok ? 0 : -1;
+}
+
+/* Which object a path names: its address (HDF5 1.10) or token (1.12+). */
+typedef struct object_identity {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_token_t token;
+#else
+    haddr_t addr;
+#endif
+} object_identity;
+
+static herr_t identify_object(hid_t file, const char *path, object_identity *id)
+{
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    if (H5Oget_info_by_name3(file, path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return -1;
+    id->token = info.token;
+#else
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(file, path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return -1;
+    id->addr = info.addr;
+#endif
+    return 0;
+}
+
+static int same_object(hid_t file, const object_identity *a, const object_identity *b)
+{
+#if H5_VERSION_GE(1, 12, 0)
+    int cmp = 1;
+    return H5Otoken_cmp(file, &a->token, &b->token, &cmp) >= 0 && cmp == 0;
+#else
+    (void)file;
+    return a->addr == b->addr;
+#endif
+}
+
+/* Opens the shared step and time; *frames receives the smaller length. */
+static int open_shared_step_time(h5md_writer *w, object_identity ids[2], hsize_t *frames,
+                                 dm_error *err)
+{
+    static const char *const paths[2] = {SHARED_STEP, SHARED_TIME};
+    hid_t *dsets[2] = {&w->step, &w->time};
+    *frames = 0;
+    for (int i = 0; i < 2; i++) {
+        htri_t exists = hdf5_link_exists(w->file, paths[i]);
+        if (exists <= 0) return dm_fail(err, "%s: dataset %s is missing", w->path, paths[i]);
+        *dsets[i] = H5Dopen2(w->file, paths[i], H5P_DEFAULT);
+        if (*dsets[i] < 0) return hdf5_fail(err, "%s: cannot open dataset %s", w->path, paths[i]);
+        hsize_t dims[1] = {0};
+        if (dataset_dims(*dsets[i], 1, dims) < 0)
+            return dm_fail(err, "%s: dataset %s is not one-dimensional", w->path, paths[i]);
+        if (i == 0 || dims[0] < *frames) *frames = dims[0];
+        if (identify_object(w->file, paths[i], &ids[i]) < 0)
+            return hdf5_fail(err, "%s: cannot inspect dataset %s", w->path, paths[i]);
+    }
+    return 0;
+}
+
+/* An element's step and time must be the shared ones (hard links to them):
+ * truncating and extending those then covers the element. */
+static int check_shares_step_time(h5md_writer *w, const char *path, const object_identity ids[2],
+                                  dm_error *err)
+{
+    static const char *const names[2] = {"step", "time"};
+    static const char *const shared[2] = {SHARED_STEP, SHARED_TIME};
+    for (int i = 0; i < 2; i++) {
+        char object[OBJECT_PATH_MAX + 16];
+        snprintf(object, sizeof object, "%s/%s", path, names[i]);
+        object_identity id;
+        htri_t exists = hdf5_link_exists(w->file, object);
+        if (exists <= 0) return dm_fail(err, "%s: dataset %s is missing", w->path, object);
+        if (identify_object(w->file, object, &id) < 0)
+            return hdf5_fail(err, "%s: cannot inspect dataset %s", w->path, object);
+        if (!same_object(w->file, &id, &ids[i]))
+            return dm_fail(err, "%s: %s is not a hard link to %s (the files distilmd writes share "
+                           "one %s dataset)", w->path, object, shared[i], names[i]);
+    }
+    return 0;
+}
+
+/* Opens the value of an existing element and checks its row shape; lowers
+ * *frames to its length when shorter. */
+static int open_value(h5md_writer *w, int r, int kind, hsize_t *frames, dm_error *err)
+{
+    char path[OBJECT_PATH_MAX], object[OBJECT_PATH_MAX + 16];
+    element_path(path, sizeof path, r, kind);
+    snprintf(object, sizeof object, "%s/value", path);
+    htri_t exists = hdf5_link_exists(w->file, object);
+    if (exists <= 0) return dm_fail(err, "%s: dataset %s is missing", w->path, object);
+    hid_t *value = value_of(w, r, kind);
+    *value = H5Dopen2(w->file, object, H5P_DEFAULT);
+    if (*value < 0) return hdf5_fail(err, "%s: cannot open dataset %s", w->path, object);
+    hsize_t item[2], dims[3] = {0, 0, 0};
+    int rank = row_shape(w, r, kind, item);
+    if (dataset_dims(*value, rank, dims) < 0)
+        return dm_fail(err, "%s: dataset %s is not %d-dimensional", w->path, object, rank);
+    if (rank == 3 && (dims[1] != item[0] || dims[2] != 3))
+        return dm_fail(err, "%s: dataset %s holds frames of %llu x %llu values, the run's "
+                       "replica has %d atoms x 3", w->path, object, (unsigned long long)dims[1],
+                       (unsigned long long)dims[2], w->n_atoms[r]);
+    if (rank == 2 && dims[1] != item[0])
+        return dm_fail(err, "%s: dataset %s has %llu replica columns, the run has %d replicas",
+                       w->path, object, (unsigned long long)dims[1], w->n_replicas);
+    if (dims[0] < *frames) *frames = dims[0];
+    return 0;
+}
+
+/* Every element of the file: step and time shared, value of the right shape.
+ * *frames: the number of frames that every dataset holds. */
+static int open_elements(h5md_writer *w, hsize_t *frames, dm_error *err)
+{
+    object_identity ids[2];
+    if (open_shared_step_time(w, ids, frames, err)) return -1;
+    for (int r = 0; r < w->n_replicas; r++)
+        for (int k = 0; k < N_SERIES; k++) {
+            if (!w->enabled[k] || (!SERIES[k].per_atom && r > 0)) continue;
+            char path[OBJECT_PATH_MAX];
+            element_path(path, sizeof path, r, k);
+            if (check_shares_step_time(w, path, ids, err) || open_value(w, r, k, frames, err))
+                return -1;
+        }
+    return 0;
+}
+
+/* Sets the number of frames of dataset dset (first axis) to n. */
+static herr_t set_frames(hid_t dset, hsize_t n)
+{
+    hsize_t dims[3] = {0, 0, 0};
+    hid_t space = H5Dget_space(dset);
+    int rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+    herr_t status = (rank < 1 || rank > 3 || H5Sget_simple_extent_dims(space, dims, NULL) < 0)
+                        ? -1
+                        : 0;
+    hdf5_close(space);
+    if (status < 0) return -1;
+    if (dims[0] == n) return 0;
+    dims[0] = n;
+    return H5Dset_extent(dset, dims);
+}
+
+/* Keeps the first `keep` frames of every dataset. */
+static int truncate_all(h5md_writer *w, hsize_t keep, dm_error *err)
+{
+    for (size_t i = 0; i < n_value_datasets(w); i++)
+        if (w->value[i] >= 0 && set_frames(w->value[i], keep) < 0)
+            return hdf5_fail(err, "%s: cannot truncate a value dataset to %llu frames", w->path,
+                             (unsigned long long)keep);
+    if (set_frames(w->time, keep) < 0 || set_frames(w->step, keep) < 0)
+        return hdf5_fail(err, "%s: cannot truncate %s and %s to %llu frames", w->path,
+                         SHARED_STEP, SHARED_TIME, (unsigned long long)keep);
+    return 0;
+}
+
+/* Drops the frames whose step is greater than last_step (the steps
+ * increase, so they are a suffix) and any frame that not every dataset
+ * holds (the first `complete` frames are whole). */
+static int truncate_after(h5md_writer *w, hsize_t complete, long last_step, dm_error *err)
+{
+    int64_t *steps = malloc((complete + 1) * sizeof *steps);
+    if (!steps) return dm_fail(err, "%s: out of memory reading %s", w->path, SHARED_STEP);
+    int rc = 0;
+    hsize_t keep = 0;
+    if (complete > 0) {
+        hsize_t start[1] = {0}, count[1] = {complete};
+        hid_t file_space = H5Dget_space(w->step);
+        hid_t mem_space = H5Screate_simple(1, count, NULL);
+        if (file_space < 0 || mem_space < 0 ||
+            H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dread(w->step, H5T_NATIVE_INT64, mem_space, file_space, H5P_DEFAULT, steps) < 0)
+            rc = hdf5_fail(err, "%s: cannot read dataset %s", w->path, SHARED_STEP);
+        hdf5_close(mem_space);
+        hdf5_close(file_space);
+    }
+    while (rc == 0 && keep < complete && steps[keep] <= last_step) keep++;
+    if (rc == 0) rc = truncate_all(w, keep, err);
+    if (rc == 0) {
+        w->n_frames = keep;
+        w->has_frames = keep > 0;
+        w->last_step = keep > 0 ? (long)steps[keep - 1] : 0;
+    }
+    free(steps);
+    return rc;
 }
 
 static int open_existing(h5md_writer *w, const h5md_layout *layout, long last_step,
@@ -681,24 +838,22 @@ static int open_existing(h5md_writer *w, const h5md_layout *layout, long last_st
     if (check_h5md_version(w, err) || check_replica_count(w, err)) return -1;
     for (int r = 0; r < w->n_replicas; r++) {
         char group[OBJECT_PATH_MAX];
-        replica_group_path(group, sizeof group, "particles", r);
+        replica_group_path(group, sizeof group, r);
         htri_t exists = hdf5_link_exists(w->file, group);
         if (exists <= 0)
             return dm_fail(err, "%s: group %s is missing (the run has %d replicas)", w->path,
                            group, w->n_replicas);
-        if (check_particles(w, r, layout, err) || check_series_present(w, r, err)) return -1;
-        for (int k = 0; k < N_SERIES; k++)
-            if (w->enabled[k] && open_series(w, r, k, err)) return -1;
+        if (check_particles(w, r, layout, err) ||
+            check_series_present(w, r, 0, N_PER_ATOM_SERIES, err))
+            return -1;
     }
-    int kept_any = 0;
-    long kept_last = 0;
-    for (int r = 0; r < w->n_replicas; r++)
-        for (int k = 0; k < N_SERIES; k++)
-            if (w->enabled[k] &&
-                truncate_series(w, r, k, last_step, &kept_any, &kept_last, err))
-                return -1;
-    w->has_frames = kept_any;
-    w->last_step = kept_last;
+    htri_t has_observables = hdf5_link_exists(w->file, "/observables");
+    if (has_observables <= 0)
+        return dm_fail(err, "%s: group /observables is missing", w->path);
+    if (check_series_present(w, 0, N_PER_ATOM_SERIES, N_SERIES, err)) return -1;
+    hsize_t complete = 0;
+    if (open_elements(w, &complete, err) || truncate_after(w, complete, last_step, err))
+        return -1;
     if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
         return hdf5_fail(err, "%s: cannot flush the truncated file", w->path);
     return 0;
@@ -727,7 +882,7 @@ int h5md_open_append(h5md_writer **out, const char *path, const h5md_layout *lay
 /* ------------------------------------------------------------------------ */
 /* Writing frames. */
 
-/* Writes `data` (one frame: item dims rank-1 of them) as row `row` of dset,
+/* Writes `data` (one row: item dims rank-1 of them) as row `row` of dset,
  * extending it to row + 1 rows. */
 static herr_t append_row(hid_t dset, hsize_t row, int rank, const hsize_t *item, hid_t mem_type,
                          const void *data)
@@ -743,29 +898,6 @@ static herr_t append_row(hid_t dset, hsize_t row, int rank, const hsize_t *item,
     if (status >= 0) status = H5Dwrite(dset, mem_type, mem_space, file_space, H5P_DEFAULT, data);
     if (hdf5_close(mem_space) < 0 || hdf5_close(file_space) < 0) status = -1;
     return status;
-}
-
-static int append_to_series(h5md_writer *w, int r, int kind, int64_t step, double time_ps,
-                            const double *value, dm_error *err)
-{
-    time_series *s = series_of(w, r, kind);
-    hsize_t item[2] = {(hsize_t)w->n_atoms[r], 3};
-    int value_rank = SERIES[kind].per_atom ? 3 : 1;
-    const char *failed = NULL;
-    if (append_row(s->value, s->n_frames, value_rank, item, H5T_NATIVE_DOUBLE, value) < 0)
-        failed = "value";
-    else if (append_row(s->time, s->n_frames, 1, NULL, H5T_NATIVE_DOUBLE, &time_ps) < 0)
-        failed = "time";
-    else if (append_row(s->step, s->n_frames, 1, NULL, H5T_NATIVE_INT64, &step) < 0)
-        failed = "step";
-    if (failed) {
-        char path[OBJECT_PATH_MAX];
-        series_path(path, sizeof path, r, kind);
-        return hdf5_fail(err, "%s: cannot append frame %llu (step %lld) to %s/%s", w->path,
-                         (unsigned long long)s->n_frames, (long long)step, path, failed);
-    }
-    s->n_frames++;
-    return 0;
 }
 
 static int check_frame(const h5md_writer *w, const h5md_frame *frame, dm_error *err)
@@ -785,31 +917,64 @@ static int check_frame(const h5md_writer *w, const h5md_frame *frame, dm_error *
     return 0;
 }
 
-/* Every series of replica r gets one row. */
-static int write_replica_frame(h5md_writer *w, int r, const h5md_frame *frame, double time_ps,
-                               dm_error *err)
+/* The frame's row of series `kind` (of replica r when per atom), in the
+ * file's units: points into the frame or into w->scratch. */
+static const double *row_values(h5md_writer *w, const h5md_frame *frame, int r, int kind)
 {
-    long atom3 = 3 * w->first_atom[r];
-    int n3 = 3 * w->n_atoms[r];
-    int64_t step = frame->step;
-    double total = frame->potential_energy[r] + frame->kinetic_energy[r];
-    for (int k = 0; k < N_SERIES; k++) {
-        if (!w->enabled[k]) continue;
-        const double *value = NULL;
-        switch (k) {
-        case SERIES_POSITION: value = frame->positions + atom3; break;
-        case SERIES_VELOCITY:
-            for (int i = 0; i < n3; i++) w->scratch[i] = frame->velocities[atom3 + i] * FS_PER_PS;
-            value = w->scratch;
-            break;
-        case SERIES_FORCE: value = frame->forces + atom3; break;
-        case SERIES_POTENTIAL_ENERGY: value = &frame->potential_energy[r]; break;
-        case SERIES_KINETIC_ENERGY: value = &frame->kinetic_energy[r]; break;
-        case SERIES_TOTAL_ENERGY: value = &total; break;
-        case SERIES_TEMPERATURE: value = &frame->temperature[r]; break;
-        }
-        if (append_to_series(w, r, k, step, time_ps, value, err)) return -1;
+    const double *source = NULL;
+    size_t n = 0;
+    if (SERIES[kind].per_atom) {
+        const double *all = kind == SERIES_POSITION   ? frame->positions
+                            : kind == SERIES_VELOCITY ? frame->velocities
+                                                      : frame->forces;
+        source = all + 3 * w->first_atom[r];
+        n = 3 * (size_t)w->n_atoms[r];
+    } else if (kind == SERIES_TOTAL_ENERGY) {
+        for (int q = 0; q < w->n_replicas; q++)
+            w->scratch[q] = frame->potential_energy[q] + frame->kinetic_energy[q];
+        return w->scratch;
+    } else {
+        source = kind == SERIES_POTENTIAL_ENERGY ? frame->potential_energy
+                 : kind == SERIES_KINETIC_ENERGY ? frame->kinetic_energy
+                                                 : frame->temperature;
+        n = (size_t)w->n_replicas;
     }
+    if (SERIES[kind].scale == 1.0) return source;
+    for (size_t i = 0; i < n; i++) w->scratch[i] = source[i] * SERIES[kind].scale;
+    return w->scratch;
+}
+
+static int append_value(h5md_writer *w, const h5md_frame *frame, int r, int kind, dm_error *err)
+{
+    hsize_t item[2];
+    int rank = row_shape(w, r, kind, item);
+    const double *row = row_values(w, frame, r, kind);
+    if (append_row(*value_of(w, r, kind), w->n_frames, rank, item, H5T_NATIVE_DOUBLE, row) < 0) {
+        char path[OBJECT_PATH_MAX];
+        element_path(path, sizeof path, r, kind);
+        return hdf5_fail(err, "%s: cannot append frame %llu (step %ld) to %s/value", w->path,
+                         (unsigned long long)w->n_frames, frame->step, path);
+    }
+    return 0;
+}
+
+/* Every value dataset gets one row, then the shared time and step. */
+static int append_frame(h5md_writer *w, const h5md_frame *frame, dm_error *err)
+{
+    for (int r = 0; r < w->n_replicas; r++)
+        for (int k = 0; k < N_PER_ATOM_SERIES; k++)
+            if (w->enabled[k] && append_value(w, frame, r, k, err)) return -1;
+    for (int k = N_PER_ATOM_SERIES; k < N_SERIES; k++)
+        if (append_value(w, frame, 0, k, err)) return -1;
+    double time_ps = frame->time_fs / FS_PER_PS;
+    int64_t step = frame->step;
+    if (append_row(w->time, w->n_frames, 1, NULL, H5T_NATIVE_DOUBLE, &time_ps) < 0)
+        return hdf5_fail(err, "%s: cannot append frame %llu (step %ld) to %s", w->path,
+                         (unsigned long long)w->n_frames, frame->step, SHARED_TIME);
+    if (append_row(w->step, w->n_frames, 1, NULL, H5T_NATIVE_INT64, &step) < 0)
+        return hdf5_fail(err, "%s: cannot append frame %llu (step %ld) to %s", w->path,
+                         (unsigned long long)w->n_frames, frame->step, SHARED_STEP);
+    w->n_frames++;
     return 0;
 }
 
@@ -820,12 +985,9 @@ int h5md_write_frame(h5md_writer *w, const h5md_frame *frame, dm_error *err)
         return dm_fail(err, "%s: an earlier frame failed to write; no further frames accepted",
                        w->path);
     if (check_frame(w, frame, err)) return -1;
-    double time_ps = frame->time_fs / FS_PER_PS;
     hdf5_quiet quiet;
     hdf5_quiet_begin(&quiet);
-    int rc = 0;
-    for (int r = 0; rc == 0 && r < w->n_replicas; r++)
-        rc = write_replica_frame(w, r, frame, time_ps, err);
+    int rc = append_frame(w, frame, err);
     hdf5_quiet_end(&quiet);
     if (rc != 0) {
         w->broken = 1;

@@ -3,10 +3,14 @@
  *   /h5md                     version [1,1]; author/name; creator/name, version
  *   /particles/replica_NNNN/  box (dimension 3, boundary none),
  *                             species, mass (fixed),
- *                             position [, velocity, force]: step, time, value
- *   /observables/replica_NNNN/potential_energy, kinetic_energy,
- *                             total_energy, temperature: step, time, value
- * Units as `unit` attributes (Angstrom, ps, eV, K, amu). Time is written in ps. */
+ *                             position [, velocity, force]: step, time, value [F][N][3]
+ *   /observables/potential_energy, kinetic_energy, total_energy,
+ *                temperature: step, time, value [F][R] (column r: replica r)
+ * One step and one time dataset per file (those of replica_0000/position);
+ * every other element's step and time are hard links to them.
+ * Units as `unit` attributes: Angstrom, ps, Angstrom ps-1, kJ mol-1
+ * Angstrom-1 (forces, converted from eV/Å), eV, K, amu. Time is written in
+ * ps. MDAnalysis reads the files as they are (replica_0000; see h5md.c). */
 #ifndef DISTILMD_H5MD_H
 #define DISTILMD_H5MD_H
 
