@@ -265,7 +265,7 @@ int main(int argc, char **argv)
     if (!DYN) {
         if (!strcmp(name, "cuda")) {
             char why[1100];
-            snprintf(why, sizeof why, "no GPU dynamics (%s)", err.msg);
+            snprintf(why, sizeof why, "no GPU (%s)", err.msg);
             test_skip(why);
         }
         fprintf(stderr, "%s\n", err.msg);

@@ -205,7 +205,7 @@ static void test_sigterm_writes_checkpoint(void)
     free(steps);
 }
 
-/* Every configs/*.yaml runs for a few steps (output to the temp folder). */
+/* Every YAML file in configs/ runs for a few steps (output to the temp folder). */
 static void test_example_configs_run(void)
 {
     const char *src = getenv("DISTILMD_SOURCE_DIR");
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
     dm_error err = {{0}};
     if (!dynamics_find(PLATFORM, NULL, 0, &err)) {
         char why[1100];
-        snprintf(why, sizeof why, "no GPU dynamics (%s)", err.msg);
+        snprintf(why, sizeof why, "no GPU (%s)", err.msg);
         test_skip(why);
     }
     snprintf(TMP, sizeof TMP, "/tmp/distilmd_run_XXXXXX");
