@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DISTILMD_SHARED=${DISTILMD_SHARED:-$(cd .. && pwd)/shared}
 scripts/build.sh
-examples/single_point.sh
+examples/quickstart.sh
