@@ -5,7 +5,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-packages=(build-essential cmake pkg-config libhdf5-dev libyaml-dev libcunit1-dev hdf5-tools hdf5-tools
+packages=(build-essential cmake pkg-config libhdf5-dev libyaml-dev libcunit1-dev hdf5-tools
           python3 python3-numpy python3-torch python3-h5py python3-mdanalysis python3-pymbar)
 missing=()
 for p in "${packages[@]}"; do
