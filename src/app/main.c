@@ -22,6 +22,7 @@ static const command COMMANDS[] = {
     {"run", cmd_run, "a simulation from a YAML configuration (docs/config.md)"},
     {"eval", cmd_eval, "energies and forces of the structures in XYZ files"},
     {"bench", bench, "time the batched model evaluation (--md: MD steps) on the GPU"},
+    {"demux", cmd_demux, "one trajectory per temperature from a replica-exchange run"},
 };
 
 static void usage(FILE *f)

@@ -18,6 +18,7 @@
 #include "../io/checkpoint.h"
 #include "../io/h5md.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,52 @@ static int initial_state(run *r, const run_options *opt, dm_error *err)
     return r->dyn->compute_forces(r->dyn_impl, err);
 }
 
+/* Replica exchange output (docs/config.md): at every frame the rung each
+ * replica holds (state - first state of its group; -1 outside every group)
+ * and its thermostat temperature. */
+static const h5md_series_spec EXCHANGE_SERIES[2] = {
+    {"replica_state", NULL, H5MD_INT64},
+    {"thermostat_temperature", "K", H5MD_FLOAT64},
+};
+
+/* /parameters/replica_exchange from r->record: ladder [R], group_first and
+ * group_size [G], attempts, accepts, acceptance = accepts / attempts (NaN
+ * without attempts) and round_trips [R], occupancy [R][max_size]. Written
+ * when the file is opened and again at the end (replacing it). */
+static int write_exchange_statistics(run *r, dm_error *err)
+{
+    const exchange_layout *l = &r->exchange;
+    const exchange_record *x = &r->record;
+    long R = l->n_replicas, G = l->n_groups;
+    double *acceptance = malloc(sizeof(double) * (R + 1));
+    int64_t *groups = malloc(sizeof(int64_t) * (2 * G + 1)); /* first, then size */
+    if (!acceptance || !groups) {
+        free(acceptance);
+        free(groups);
+        return dm_fail(err, "out of memory");
+    }
+    for (long s = 0; s < R; s++)
+        acceptance[s] = x->attempts[s] ? (double)x->accepts[s] / (double)x->attempts[s] : NAN;
+    for (long g = 0; g < G; g++) {
+        groups[g] = l->first[g];
+        groups[G + g] = l->size[g];
+    }
+    h5md_fixed d[] = {
+        {"ladder", "K", H5MD_FLOAT64, 1, {R, 0}, l->ladder},
+        {"group_first", NULL, H5MD_INT64, 1, {G, 0}, groups},
+        {"group_size", NULL, H5MD_INT64, 1, {G, 0}, groups + G},
+        {"attempts", NULL, H5MD_INT64, 1, {R, 0}, x->attempts},
+        {"accepts", NULL, H5MD_INT64, 1, {R, 0}, x->accepts},
+        {"acceptance", NULL, H5MD_FLOAT64, 1, {R, 0}, acceptance},
+        {"round_trips", NULL, H5MD_INT64, 1, {R, 0}, x->round_trips},
+        {"occupancy", NULL, H5MD_INT64, 2, {R, x->max_size}, x->occupancy},
+    };
+    int rc = h5md_write_parameters(r->out, "replica_exchange", d, sizeof d / sizeof *d, err);
+    free(acceptance);
+    free(groups);
+    return rc;
+}
+
 static int open_output(run *r, const run_options *opt, dm_error *err)
 {
     const run_config *c = r->cfg;
@@ -242,14 +289,33 @@ static int open_output(run *r, const run_options *opt, dm_error *err)
                           .masses = r->replicas.masses,
                           .write_velocity = c->output.velocity,
                           .write_force = c->output.force,
-                          .author = getenv("USER")};
+                          .author = getenv("USER"),
+                          .n_extra = r->exchange.n_groups > 0 ? 2 : 0,
+                          .extra = EXCHANGE_SERIES};
     int rc = opt->restart ? h5md_open_append(&r->out, c->output.file, &layout, r->step, err)
                           : h5md_create(&r->out, c->output.file, &layout, err);
     free(n_atoms);
+    if (rc == 0 && r->exchange.n_groups > 0) rc = write_exchange_statistics(r, err);
     return rc;
 }
 
 /* ---- the loop ---- */
+
+/* The rung each replica holds (EXCHANGE_SERIES), from r->record. */
+static int64_t *exchange_rungs(const run *r, dm_error *err)
+{
+    const exchange_layout *l = &r->exchange;
+    int64_t *rung = malloc(sizeof(int64_t) * (l->n_replicas + 1));
+    if (!rung) {
+        dm_fail(err, "out of memory");
+        return NULL;
+    }
+    for (int k = 0; k < l->n_replicas; k++) {
+        int g = l->group_of[k];
+        rung[k] = g < 0 ? -1 : r->record.state_of_replica[k] - l->first[g];
+    }
+    return rung;
+}
 
 static int write_frame(run *r, dm_error *err)
 {
@@ -257,6 +323,11 @@ static int write_frame(run *r, dm_error *err)
     if (r->dyn->get_state(r->dyn_impl, r->x, r->v, r->f, r->epot, r->ekin, err)) return -1;
     for (int k = 0; k < r->replicas.n_replicas; k++)
         r->temperature[k] = temperature_of(r->ekin[k], r->dof[k]);
+    int64_t *rung = NULL;
+    const void *extra[2] = {NULL, r->thermostat_T};
+    if (r->exchange.n_groups > 0 && (fetch_exchange(r, err) || !(rung = exchange_rungs(r, err))))
+        return -1;
+    extra[0] = rung;
     h5md_frame fr = {.step = r->step,
                      .time_fs = r->step * c->integrator.timestep_fs,
                      .positions = r->x,
@@ -264,8 +335,11 @@ static int write_frame(run *r, dm_error *err)
                      .forces = r->f,
                      .potential_energy = r->epot,
                      .kinetic_energy = r->ekin,
-                     .temperature = r->temperature};
-    if (h5md_write_frame(r->out, &fr, err)) return -1;
+                     .temperature = r->temperature,
+                     .extra = extra};
+    int rc = h5md_write_frame(r->out, &fr, err);
+    free(rung);
+    if (rc) return -1;
     long flush = c->output.flush_interval;
     if (flush > 0 && r->step % flush == 0) return h5md_flush(r->out, err);
     return 0;
@@ -348,6 +422,7 @@ static int main_loop(run *r, const run_options *opt, run_summary *sum, dm_error 
     if (r->exchange.n_groups > 0) {
         if (fetch_exchange(r, err)) return -1;
         exchange_print_summary(stderr, &r->exchange, &r->record);
+        if (r->out && write_exchange_statistics(r, err)) return -1;
     }
     sum->steps_done = r->step;
     sum->wall_seconds = pm.elapsed;

@@ -20,8 +20,20 @@
  *                                 step int64[F]; time float64[F] +unit "ps";
  *                                 value float64[F][R] +unit "eV"
  *                temperature:     the same, value +unit "K"
+ *                <extra>:         the layout's extra observables (h5md_series_spec):
+ *                                 the same, value float64[F][R] or int64[F][R],
+ *                                 +unit when the spec gives one
+ *   /parameters/<group>/<name>    time-independent datasets (h5md_write_parameters),
+ *                                 float64 or int64, rank 1 or 2, +unit when given
  * An observable is one flat time series whose value has one column per
  * replica: column r belongs to /particles/replica_NNNN with NNNN = r.
+ *
+ * Time-independent data go to /parameters, which H5MD 1.1 leaves to the
+ * application, not to /observables (where H5MD would allow a plain dataset):
+ * MDAnalysis (2.4.2) reads observables[name]["value"][frame] for every member
+ * of /observables and fails on anything else. h5md_write_parameters replaces
+ * the whole group, so a restarted run rewrites it; h5md_open_append leaves
+ * /parameters as it is.
  *
  * Shared step and time. Every time series of a file has the same frames (one
  * row per h5md_write_frame). H5MD 1.1 allows elements sampled at equal times
@@ -34,7 +46,9 @@
  * step and time in every group; a frame extends those two datasets once.
  * Step values increase strictly. h5md_open_append checks the links and
  * refuses a file that lacks them, or that has the per-replica observable
- * groups of earlier versions (it names the missing /observables/<name>).
+ * groups of earlier versions (it names the missing /observables/<name>), or
+ * whose /observables holds a series the run does not write (extra
+ * observables are part of the layout) or lacks one it writes.
  *
  * Units. The engine works in Å, fs, eV, amu, K. The file stores
  *   time [ps]            = time [fs] / 1000
@@ -156,6 +170,9 @@ struct h5md_writer {
     long *first_atom;      /* [n_replicas]: offset of the replica's atoms in frame arrays */
     int max_atoms;
     int enabled[N_SERIES];
+    int n_extra;
+    h5md_series_spec *extra; /* [n_extra], names and units copied */
+    hid_t *extra_value;    /* [n_extra]; -1 when not open */
     hid_t step, time;      /* the shared datasets; -1 when not open */
     hid_t *value;          /* [n_replicas][N_PER_ATOM_SERIES], then [N_SERIES - N_PER_ATOM_SERIES]
                               for the observables; -1 when not open */
@@ -192,6 +209,21 @@ static void element_path(char *buf, size_t size, int r, int kind)
         snprintf(buf, size, "/observables/%s", SERIES[kind].name);
 }
 
+static void extra_path(const h5md_writer *w, char *buf, size_t size, int i)
+{
+    snprintf(buf, size, "/observables/%s", w->extra[i].name);
+}
+
+static hid_t file_type_of(h5md_type type)
+{
+    return type == H5MD_INT64 ? H5T_STD_I64LE : H5T_IEEE_F64LE;
+}
+
+static hid_t mem_type_of(h5md_type type)
+{
+    return type == H5MD_INT64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
+}
+
 /* Frames per chunk for rows of frame_bytes bytes: about CHUNK_BYTES. */
 static hsize_t chunk_frames(hsize_t frame_bytes)
 {
@@ -216,6 +248,43 @@ static int row_shape(const h5md_writer *w, int r, int kind, hsize_t item[2])
 /* ------------------------------------------------------------------------ */
 /* Writer allocation. */
 
+#define NAME_MAX_CHARS 100
+
+/* A name of a dataset or group we create below a fixed parent: 1 to
+ * NAME_MAX_CHARS characters, no '/', not "." or "..". */
+static int valid_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n >= 1 && n <= NAME_MAX_CHARS && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
+/* Extra observables: valid, distinct names that are not standard ones. */
+static int check_extra(const char *path, const h5md_layout *layout, dm_error *err)
+{
+    if (layout->n_extra < 0 || (layout->n_extra > 0 && !layout->extra))
+        return dm_fail(err, "%s: the layout declares %d extra observables but gives none", path,
+                       layout->n_extra);
+    for (int i = 0; i < layout->n_extra; i++) {
+        const h5md_series_spec *e = &layout->extra[i];
+        if (!valid_name(e->name))
+            return dm_fail(err, "%s: extra observable %d: expected a name of 1 to %d characters "
+                           "without '/', got '%s'", path, i, NAME_MAX_CHARS,
+                           e->name ? e->name : "(null)");
+        if (e->type != H5MD_FLOAT64 && e->type != H5MD_INT64)
+            return dm_fail(err, "%s: extra observable '%s': unknown type %d", path, e->name,
+                           (int)e->type);
+        for (int k = N_PER_ATOM_SERIES; k < N_SERIES; k++)
+            if (strcmp(e->name, SERIES[k].name) == 0)
+                return dm_fail(err, "%s: extra observable '%s' is a standard observable", path,
+                               e->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(e->name, layout->extra[j].name) == 0)
+                return dm_fail(err, "%s: extra observable '%s' is declared twice", path, e->name);
+    }
+    return 0;
+}
+
 static int check_layout(const char *path, const h5md_layout *layout, dm_error *err)
 {
     if (!path || !*path) return dm_fail(err, "h5md: no output file name given");
@@ -228,7 +297,7 @@ static int check_layout(const char *path, const h5md_layout *layout, dm_error *e
         if (layout->n_atoms[r] < 1)
             return dm_fail(err, "%s: replica %d has %d atoms, expected at least 1", path, r,
                            layout->n_atoms[r]);
-    return 0;
+    return check_extra(path, layout, err);
 }
 
 static void writer_free(h5md_writer *w)
@@ -239,7 +308,39 @@ static void writer_free(h5md_writer *w)
     free(w->first_atom);
     free(w->value);
     free(w->scratch);
+    for (int i = 0; w->extra && i < w->n_extra; i++) {
+        free((char *)w->extra[i].name);
+        free((char *)w->extra[i].unit);
+    }
+    free(w->extra);
+    free(w->extra_value);
     free(w);
+}
+
+static char *copy_string(const char *s)
+{
+    char *c = malloc(strlen(s) + 1);
+    if (c) strcpy(c, s);
+    return c;
+}
+
+/* The layout's extra observables, copied into the writer. */
+static int copy_extra(h5md_writer *w, const h5md_layout *layout)
+{
+    int n = layout->n_extra;
+    w->extra = calloc((size_t)n + 1, sizeof *w->extra);
+    w->extra_value = malloc(((size_t)n + 1) * sizeof *w->extra_value);
+    if (!w->extra || !w->extra_value) return -1;
+    w->n_extra = n;
+    for (int i = 0; i < n; i++) w->extra_value[i] = -1;
+    for (int i = 0; i < n; i++) {
+        const h5md_series_spec *e = &layout->extra[i];
+        w->extra[i].type = e->type;
+        w->extra[i].name = copy_string(e->name);
+        w->extra[i].unit = e->unit ? copy_string(e->unit) : NULL;
+        if (!w->extra[i].name || (e->unit && !w->extra[i].unit)) return -1;
+    }
+    return 0;
 }
 
 static h5md_writer *writer_new(const char *path, const h5md_layout *layout, dm_error *err)
@@ -274,7 +375,7 @@ static h5md_writer *writer_new(const char *path, const h5md_layout *layout, dm_e
     w->enabled[SERIES_FORCE] = layout->write_force != 0;
     size_t scratch = 3 * (size_t)w->max_atoms > (size_t)n ? 3 * (size_t)w->max_atoms : (size_t)n;
     w->scratch = malloc(scratch * sizeof *w->scratch);
-    if (!w->scratch) {
+    if (!w->scratch || copy_extra(w, layout)) {
         writer_free(w);
         dm_fail(err, "%s: out of memory for the H5MD writer", path);
         return NULL;
@@ -290,6 +391,11 @@ static int writer_close_handles(h5md_writer *w, int rc, dm_error *err)
         if (hdf5_close(w->value[i]) < 0 && rc == 0)
             rc = hdf5_fail(err, "%s: cannot close a value dataset", w->path);
         w->value[i] = -1;
+    }
+    for (int i = 0; i < w->n_extra; i++) {
+        if (hdf5_close(w->extra_value[i]) < 0 && rc == 0)
+            rc = hdf5_fail(err, "%s: cannot close a value dataset", w->path);
+        w->extra_value[i] = -1;
     }
     if ((hdf5_close(w->step) < 0 || hdf5_close(w->time) < 0) && rc == 0)
         rc = hdf5_fail(err, "%s: cannot close %s or %s", w->path, SHARED_STEP, SHARED_TIME);
@@ -442,30 +548,51 @@ static int link_shared_step_time(h5md_writer *w, hid_t group, const char *path, 
     return 0;
 }
 
-/* One time-dependent element: group with step, time and value. `parent` is
- * the replica's particles group or /observables. The first element created
- * (replica 0's position) owns the shared step and time. */
-static int create_series(h5md_writer *w, hid_t parent, int r, int kind, dm_error *err)
+/* One time-dependent element `path` (group `name` in `parent`): step, time
+ * and an empty value [0][item...] of file_type (8-byte values), opened into
+ * *value; unit NULL: none. The first element created (replica 0's position)
+ * owns the shared step and time. */
+static int create_element(h5md_writer *w, hid_t parent, const char *name, const char *path,
+                          hid_t file_type, int rank, const hsize_t *item, const char *unit,
+                          hid_t *value, dm_error *err)
 {
-    char path[OBJECT_PATH_MAX], object[OBJECT_PATH_MAX + 16];
-    element_path(path, sizeof path, r, kind);
-    hid_t group = create_group(w, parent, SERIES[kind].name, path, err);
+    char object[OBJECT_PATH_MAX + 16];
+    hid_t group = create_group(w, parent, name, path, err);
     if (group < 0) return -1;
     int rc = w->step < 0 ? create_shared_step_time(w, group, err)
                          : link_shared_step_time(w, group, path, err);
     if (rc == 0) {
-        hsize_t item[2];
-        int rank = row_shape(w, r, kind, item);
-        hsize_t row_bytes = item[0] * (rank == 3 ? item[1] : 1) * sizeof(double);
-        hid_t *value = value_of(w, r, kind);
-        *value = create_extendable(group, "value", H5T_IEEE_F64LE, rank, item,
+        hsize_t row_bytes = item[0] * (rank == 3 ? item[1] : 1) * 8;
+        *value = create_extendable(group, "value", file_type, rank, item,
                                    chunk_frames(row_bytes));
         snprintf(object, sizeof object, "%s/value", path);
         if (*value < 0) rc = hdf5_fail(err, "%s: cannot create dataset %s", w->path, object);
-        else rc = write_unit(w, *value, SERIES[kind].unit, object, err);
+        else if (unit) rc = write_unit(w, *value, unit, object, err);
     }
     hdf5_close(group);
     return rc;
+}
+
+/* A standard series (of replica r when per atom); `parent` is the replica's
+ * particles group or /observables. */
+static int create_series(h5md_writer *w, hid_t parent, int r, int kind, dm_error *err)
+{
+    char path[OBJECT_PATH_MAX];
+    element_path(path, sizeof path, r, kind);
+    hsize_t item[2];
+    int rank = row_shape(w, r, kind, item);
+    return create_element(w, parent, SERIES[kind].name, path, H5T_IEEE_F64LE, rank, item,
+                          SERIES[kind].unit, value_of(w, r, kind), err);
+}
+
+/* Extra observable i in /observables: value [F][R]. */
+static int create_extra_series(h5md_writer *w, hid_t observables, int i, dm_error *err)
+{
+    char path[OBJECT_PATH_MAX];
+    extra_path(w, path, sizeof path, i);
+    hsize_t item[1] = {(hsize_t)w->n_replicas};
+    return create_element(w, observables, w->extra[i].name, path, file_type_of(w->extra[i].type),
+                          2, item, w->extra[i].unit, &w->extra_value[i], err);
 }
 
 /* /particles/replica_NNNN with its time series, for every replica. */
@@ -491,6 +618,8 @@ static int create_observables(h5md_writer *w, dm_error *err)
     int rc = observables < 0 ? -1 : 0;
     for (int k = N_PER_ATOM_SERIES; rc == 0 && k < N_SERIES; k++)
         rc = create_series(w, observables, 0, k, err);
+    for (int i = 0; rc == 0 && i < w->n_extra; i++)
+        rc = create_extra_series(w, observables, i, err);
     hdf5_close(observables);
     return rc;
 }
@@ -746,6 +875,34 @@ static int open_value(h5md_writer *w, int r, int kind, hsize_t *frames, dm_error
     return 0;
 }
 
+/* Opens the value of extra observable i and checks its shape [F][R] and
+ * type (integer or floating point); lowers *frames to its length. */
+static int open_extra_value(h5md_writer *w, int i, hsize_t *frames, dm_error *err)
+{
+    char path[OBJECT_PATH_MAX], object[OBJECT_PATH_MAX + 16];
+    extra_path(w, path, sizeof path, i);
+    snprintf(object, sizeof object, "%s/value", path);
+    htri_t exists = hdf5_link_exists(w->file, object);
+    if (exists <= 0) return dm_fail(err, "%s: dataset %s is missing", w->path, object);
+    hid_t value = w->extra_value[i] = H5Dopen2(w->file, object, H5P_DEFAULT);
+    if (value < 0) return hdf5_fail(err, "%s: cannot open dataset %s", w->path, object);
+    hsize_t dims[2] = {0, 0};
+    if (dataset_dims(value, 2, dims) < 0)
+        return dm_fail(err, "%s: dataset %s is not 2-dimensional", w->path, object);
+    if (dims[1] != (hsize_t)w->n_replicas)
+        return dm_fail(err, "%s: dataset %s has %llu replica columns, the run has %d replicas",
+                       w->path, object, (unsigned long long)dims[1], w->n_replicas);
+    hid_t type = H5Dget_type(value);
+    H5T_class_t class = type < 0 ? H5T_NO_CLASS : H5Tget_class(type);
+    hdf5_close(type);
+    H5T_class_t want = w->extra[i].type == H5MD_INT64 ? H5T_INTEGER : H5T_FLOAT;
+    if (class != want)
+        return dm_fail(err, "%s: dataset %s does not hold %s values, which the run writes",
+                       w->path, object, want == H5T_INTEGER ? "integer" : "floating-point");
+    if (dims[0] < *frames) *frames = dims[0];
+    return 0;
+}
+
 /* Every element of the file: step and time shared, value of the right shape.
  * *frames: the number of frames that every dataset holds. */
 static int open_elements(h5md_writer *w, hsize_t *frames, dm_error *err)
@@ -760,7 +917,42 @@ static int open_elements(h5md_writer *w, hsize_t *frames, dm_error *err)
             if (check_shares_step_time(w, path, ids, err) || open_value(w, r, k, frames, err))
                 return -1;
         }
+    for (int i = 0; i < w->n_extra; i++) {
+        char path[OBJECT_PATH_MAX];
+        extra_path(w, path, sizeof path, i);
+        if (check_shares_step_time(w, path, ids, err) || open_extra_value(w, i, frames, err))
+            return -1;
+    }
     return 0;
+}
+
+/* The members of /observables must be the series the run writes: a series
+ * left out would not be truncated and extended with the others. */
+static int check_observables_known(h5md_writer *w, dm_error *err)
+{
+    hid_t observables = H5Gopen2(w->file, "/observables", H5P_DEFAULT);
+    if (observables < 0) return hdf5_fail(err, "%s: cannot open group /observables", w->path);
+    H5G_info_t info;
+    int rc = 0;
+    if (H5Gget_info(observables, &info) < 0)
+        rc = hdf5_fail(err, "%s: cannot list group /observables", w->path);
+    for (hsize_t k = 0; rc == 0 && k < info.nlinks; k++) {
+        char name[NAME_MAX_CHARS + 2] = "";
+        ssize_t n = H5Lget_name_by_idx(observables, ".", H5_INDEX_NAME, H5_ITER_INC, k, name,
+                                       sizeof name, H5P_DEFAULT);
+        if (n < 0) {
+            rc = hdf5_fail(err, "%s: cannot list group /observables", w->path);
+            break;
+        }
+        int known = 0;
+        for (int s = N_PER_ATOM_SERIES; s < N_SERIES; s++) known |= !strcmp(name, SERIES[s].name);
+        for (int i = 0; i < w->n_extra; i++) known |= !strcmp(name, w->extra[i].name);
+        if (!known)
+            rc = dm_fail(err, "%s: the file has /observables/%s%s, but the run does not write it",
+                         w->path, name, (size_t)n > NAME_MAX_CHARS ? "..." : "");
+    }
+    hdf5_close(observables);
+    return rc;
 }
 
 /* Sets the number of frames of dataset dset (first axis) to n. */
@@ -786,6 +978,10 @@ static int truncate_all(h5md_writer *w, hsize_t keep, dm_error *err)
         if (w->value[i] >= 0 && set_frames(w->value[i], keep) < 0)
             return hdf5_fail(err, "%s: cannot truncate a value dataset to %llu frames", w->path,
                              (unsigned long long)keep);
+    for (int i = 0; i < w->n_extra; i++)
+        if (set_frames(w->extra_value[i], keep) < 0)
+            return hdf5_fail(err, "%s: cannot truncate /observables/%s/value to %llu frames",
+                             w->path, w->extra[i].name, (unsigned long long)keep);
     if (set_frames(w->time, keep) < 0 || set_frames(w->step, keep) < 0)
         return hdf5_fail(err, "%s: cannot truncate %s and %s to %llu frames", w->path,
                          SHARED_STEP, SHARED_TIME, (unsigned long long)keep);
@@ -850,7 +1046,18 @@ static int open_existing(h5md_writer *w, const h5md_layout *layout, long last_st
     htri_t has_observables = hdf5_link_exists(w->file, "/observables");
     if (has_observables <= 0)
         return dm_fail(err, "%s: group /observables is missing", w->path);
-    if (check_series_present(w, 0, N_PER_ATOM_SERIES, N_SERIES, err)) return -1;
+    if (check_series_present(w, 0, N_PER_ATOM_SERIES, N_SERIES, err) ||
+        check_observables_known(w, err))
+        return -1;
+    for (int i = 0; i < w->n_extra; i++) {
+        char path[OBJECT_PATH_MAX];
+        extra_path(w, path, sizeof path, i);
+        htri_t exists = hdf5_link_exists(w->file, path);
+        if (exists < 0) return hdf5_fail(err, "%s: cannot look up %s", w->path, path);
+        if (!exists)
+            return dm_fail(err, "%s: the file has no %s, but the run writes %s", w->path, path,
+                           w->extra[i].name);
+    }
     hsize_t complete = 0;
     if (open_elements(w, &complete, err) || truncate_after(w, complete, last_step, err))
         return -1;
@@ -911,6 +1118,10 @@ static int check_frame(const h5md_writer *w, const h5md_frame *frame, dm_error *
     if (!frame->potential_energy || !frame->kinetic_energy || !frame->temperature)
         return dm_fail(err, "%s: frame at step %ld lacks energies or temperatures", w->path,
                        frame->step);
+    for (int i = 0; i < w->n_extra; i++)
+        if (!frame->extra || !frame->extra[i])
+            return dm_fail(err, "%s: frame at step %ld lacks the values of /observables/%s",
+                           w->path, frame->step, w->extra[i].name);
     if (w->has_frames && frame->step <= w->last_step)
         return dm_fail(err, "%s: frame at step %ld follows step %ld; H5MD steps must increase",
                        w->path, frame->step, w->last_step);
@@ -966,6 +1177,13 @@ static int append_frame(h5md_writer *w, const h5md_frame *frame, dm_error *err)
             if (w->enabled[k] && append_value(w, frame, r, k, err)) return -1;
     for (int k = N_PER_ATOM_SERIES; k < N_SERIES; k++)
         if (append_value(w, frame, 0, k, err)) return -1;
+    hsize_t columns[1] = {(hsize_t)w->n_replicas};
+    for (int i = 0; i < w->n_extra; i++)
+        if (append_row(w->extra_value[i], w->n_frames, 2, columns, mem_type_of(w->extra[i].type),
+                       frame->extra[i]) < 0)
+            return hdf5_fail(err, "%s: cannot append frame %llu (step %ld) to "
+                             "/observables/%s/value", w->path, (unsigned long long)w->n_frames,
+                             frame->step, w->extra[i].name);
     double time_ps = frame->time_fs / FS_PER_PS;
     int64_t step = frame->step;
     if (append_row(w->time, w->n_frames, 1, NULL, H5T_NATIVE_DOUBLE, &time_ps) < 0)
@@ -996,6 +1214,108 @@ int h5md_write_frame(h5md_writer *w, const h5md_frame *frame, dm_error *err)
     w->has_frames = 1;
     w->last_step = frame->step;
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Time-independent datasets. */
+
+static int check_fixed(const h5md_writer *w, const char *group, const h5md_fixed *d, int n,
+                       dm_error *err)
+{
+    if (!valid_name(group))
+        return dm_fail(err, "%s: expected a group name of 1 to %d characters without '/', got "
+                       "'%s'", w->path, NAME_MAX_CHARS, group ? group : "(null)");
+    if (n < 0 || (n > 0 && !d))
+        return dm_fail(err, "%s: /parameters/%s: %d datasets declared but none given", w->path,
+                       group, n);
+    for (int i = 0; i < n; i++) {
+        if (!valid_name(d[i].name))
+            return dm_fail(err, "%s: /parameters/%s: dataset %d: expected a name of 1 to %d "
+                           "characters without '/', got '%s'", w->path, group, i, NAME_MAX_CHARS,
+                           d[i].name ? d[i].name : "(null)");
+        int bad_dims = d[i].rank < 1 || d[i].rank > 2 || d[i].dims[0] < 0 ||
+                       (d[i].rank == 2 && d[i].dims[1] < 0);
+        if (bad_dims || (d[i].type != H5MD_FLOAT64 && d[i].type != H5MD_INT64))
+            return dm_fail(err, "%s: /parameters/%s/%s: expected rank 1 or 2, sizes >= 0 and a "
+                           "float64 or int64 type", w->path, group, d[i].name);
+        long size = d[i].dims[0] * (d[i].rank == 2 ? d[i].dims[1] : 1);
+        if (size > 0 && !d[i].data)
+            return dm_fail(err, "%s: /parameters/%s/%s: no data given", w->path, group, d[i].name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(d[i].name, d[j].name) == 0)
+                return dm_fail(err, "%s: /parameters/%s/%s is given twice", w->path, group,
+                               d[i].name);
+    }
+    return 0;
+}
+
+/* Opens /parameters, creating it when the file has none. */
+static hid_t open_parameters(h5md_writer *w, dm_error *err)
+{
+    htri_t exists = hdf5_link_exists(w->file, "/parameters");
+    if (exists < 0) {
+        hdf5_fail(err, "%s: cannot look up /parameters", w->path);
+        return -1;
+    }
+    if (!exists) return create_group(w, w->file, "parameters", "/parameters", err);
+    hid_t g = H5Gopen2(w->file, "/parameters", H5P_DEFAULT);
+    if (g < 0) hdf5_fail(err, "%s: cannot open group /parameters", w->path);
+    return g;
+}
+
+/* One dataset of /parameters/<group> (contiguous, not extendable). */
+static int write_fixed(h5md_writer *w, hid_t group, const char *group_path, const h5md_fixed *d,
+                       dm_error *err)
+{
+    char path[2 * OBJECT_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", group_path, d->name);
+    hsize_t dims[2] = {(hsize_t)d->dims[0], d->rank == 2 ? (hsize_t)d->dims[1] : 1};
+    hid_t space = H5Screate_simple(d->rank, dims, NULL);
+    hid_t dset = space < 0 ? -1
+                           : H5Dcreate2(group, d->name, file_type_of(d->type), space, H5P_DEFAULT,
+                                        H5P_DEFAULT, H5P_DEFAULT);
+    int rc = 0;
+    if (dset < 0)
+        rc = hdf5_fail(err, "%s: cannot create dataset %s", w->path, path);
+    else if (dims[0] * dims[1] > 0 &&
+             H5Dwrite(dset, mem_type_of(d->type), H5S_ALL, H5S_ALL, H5P_DEFAULT, d->data) < 0)
+        rc = hdf5_fail(err, "%s: cannot write dataset %s", w->path, path);
+    if (rc == 0 && d->unit) rc = write_unit(w, dset, d->unit, path, err);
+    hdf5_close(dset);
+    hdf5_close(space);
+    return rc;
+}
+
+static int replace_parameters(h5md_writer *w, const char *name, const h5md_fixed *d, int n,
+                              dm_error *err)
+{
+    char path[OBJECT_PATH_MAX];
+    snprintf(path, sizeof path, "/parameters/%s", name);
+    hid_t parameters = open_parameters(w, err);
+    if (parameters < 0) return -1;
+    int rc = 0;
+    htri_t exists = hdf5_link_exists(parameters, name);
+    if (exists < 0) rc = hdf5_fail(err, "%s: cannot look up %s", w->path, path);
+    if (rc == 0 && exists > 0 && H5Ldelete(parameters, name, H5P_DEFAULT) < 0)
+        rc = hdf5_fail(err, "%s: cannot remove the old %s", w->path, path);
+    hid_t group = rc == 0 ? create_group(w, parameters, name, path, err) : -1;
+    if (group < 0) rc = -1;
+    for (int i = 0; rc == 0 && i < n; i++) rc = write_fixed(w, group, path, &d[i], err);
+    hdf5_close(group);
+    hdf5_close(parameters);
+    return rc;
+}
+
+int h5md_write_parameters(h5md_writer *w, const char *group, const h5md_fixed *datasets, int n,
+                          dm_error *err)
+{
+    if (!w) return dm_fail(err, "h5md: no writer");
+    if (check_fixed(w, group, datasets, n, err)) return -1;
+    hdf5_quiet quiet;
+    hdf5_quiet_begin(&quiet);
+    int rc = replace_parameters(w, group, datasets, n, err);
+    hdf5_quiet_end(&quiet);
+    return rc;
 }
 
 int h5md_flush(h5md_writer *w, dm_error *err)

@@ -10,7 +10,11 @@
  * reopening for a restart (truncation after the checkpoint's step, then
  * appending; a partly written frame dropped), layouts that do not match on
  * reopening, a writer killed (SIGKILL) after a flush, and that the caller's
- * HDF5 error handler survives our calls. */
+ * HDF5 error handler survives our calls. Extra observables (integer and
+ * floating-point columns per replica, sharing step and time) round trip, are
+ * truncated and appended to on reopening, and must match the layout;
+ * /parameters datasets round trip, are replaced when rewritten, and survive
+ * reopening. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "test_support.h"
@@ -19,6 +23,7 @@
 
 #include <dirent.h>
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1022,6 +1027,388 @@ static void test_error_handler_restored(void)
     temp_dir_remove(&d);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Extra observables and time-independent datasets (/parameters). */
+
+/* Two extra observables as replica exchange writes them: the rung each
+ * replica holds (integers, no unit) and its thermostat temperature (K). */
+static const h5md_series_spec EXTRA[2] = {{"replica_state", NULL, H5MD_INT64},
+                                          {"thermostat_temperature", "K", H5MD_FLOAT64}};
+
+typedef struct extra_frames {
+    int64_t state[MAX_FRAMES][N_REPLICAS];
+    double thermostat[MAX_FRAMES][N_REPLICAS];
+} extra_frames;
+
+/* Distinct values per frame and replica: the state a permutation that
+ * changes with the frame, the temperature random. */
+static void make_extra(extra_frames *e, int n, unsigned long long seed)
+{
+    test_rng rng = {seed};
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < N_REPLICAS; r++) {
+            e->state[i][r] = (r + i + (long)seed) % N_REPLICAS;
+            e->thermostat[i][r] = 300.0 + 300.0 * test_uniform(&rng);
+        }
+}
+
+static h5md_layout make_extra_layout(void)
+{
+    h5md_layout layout = make_layout(1, 0);
+    layout.n_extra = 2;
+    layout.extra = EXTRA;
+    return layout;
+}
+
+/* Frames [first, first + count) of f with the extra values of e. */
+static int write_extra_frames(h5md_writer *w, const frames *f, const extra_frames *e, int first,
+                              int count, dm_error *err)
+{
+    for (int i = first; i < first + count; i++) {
+        const void *extra[2] = {e->state[i], e->thermostat[i]};
+        h5md_frame frame = frame_view(f, i);
+        frame.extra = extra;
+        if (h5md_write_frame(w, &frame, err)) return -1;
+    }
+    return 0;
+}
+
+/* The class (H5T_INTEGER, H5T_FLOAT) of dataset `path`. */
+static H5T_class_t dataset_class(hid_t file, const char *path)
+{
+    hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
+    hid_t t = d < 0 ? -1 : H5Dget_type(d);
+    H5T_class_t c = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    return c;
+}
+
+/* The file's extra observables hold exactly n_file frames, frame k equal to
+ * frame source[k] of e (and of f for step and time), with integer and
+ * floating-point storage, units as declared, step and time the shared ones. */
+static void expect_extra(hid_t file, const frames *f, const extra_frames *e, const int *source,
+                         int n_file)
+{
+    static const char *const value[2] = {"observables/replica_state/value",
+                                         "observables/thermostat_temperature/value"};
+    CU_ASSERT_EQUAL(dataset_class(file, value[0]), H5T_INTEGER);
+    CU_ASSERT_EQUAL(dataset_class(file, value[1]), H5T_FLOAT);
+    CU_ASSERT_EQUAL(H5Aexists_by_name(file, value[0], "unit", H5P_DEFAULT), 0);
+    expect_unit(file, value[1], "K");
+    int64_t state[MAX_FRAMES * N_REPLICAS], steps[MAX_FRAMES];
+    double thermostat[MAX_FRAMES * N_REPLICAS];
+    hsize_t dims[3];
+    int rank = 0, mismatches = 0;
+    CU_ASSERT_EQUAL(read_dataset(file, value[0], 1, state, MAX_FRAMES * N_REPLICAS, dims, &rank),
+                    n_file * N_REPLICAS);
+    CU_ASSERT(rank == 2 && dims[0] == (hsize_t)n_file && dims[1] == N_REPLICAS);
+    CU_ASSERT_EQUAL(read_dataset(file, value[1], 0, thermostat, MAX_FRAMES * N_REPLICAS, dims,
+                                 &rank), n_file * N_REPLICAS);
+    CU_ASSERT(rank == 2 && dims[0] == (hsize_t)n_file && dims[1] == N_REPLICAS);
+    CU_ASSERT_EQUAL(read_dataset(file, "observables/replica_state/step", 1, steps, MAX_FRAMES,
+                                 dims, &rank), n_file);
+    for (int k = 0; k < n_file; k++) {
+        if (steps[k] != f->step[source[k]]) mismatches++;
+        for (int r = 0; r < N_REPLICAS; r++)
+            if (state[k * N_REPLICAS + r] != e->state[source[k]][r] ||
+                thermostat[k * N_REPLICAS + r] != e->thermostat[source[k]][r])
+                mismatches++;
+    }
+    if (mismatches) printf("\n  extra observables: %d values differ\n", mismatches);
+    CU_ASSERT_EQUAL(mismatches, 0);
+    /* step and time are the shared datasets: same object as replica_0000's */
+    for (int i = 0; i < 2; i++) {
+        static const char *const names[2] = {"step", "time"};
+        char mine[96], shared[96];
+        object_info a, b;
+        snprintf(shared, sizeof shared, "particles/replica_0000/position/%s", names[i]);
+        for (int x = 0; x < 2; x++) {
+            snprintf(mine, sizeof mine, "%.*s/%s", (int)(strlen(value[x]) - 6), value[x],
+                     names[i]);
+            CU_ASSERT_FATAL(get_object_info(file, mine, &a) >= 0);
+            CU_ASSERT_FATAL(get_object_info(file, shared, &b) >= 0);
+#if H5_VERSION_GE(1, 12, 0)
+            int cmp = 1;
+            CU_ASSERT(H5Otoken_cmp(file, &a.token, &b.token, &cmp) >= 0 && cmp == 0);
+#else
+            CU_ASSERT_EQUAL(a.addr, b.addr);
+#endif
+        }
+    }
+}
+
+static void test_extra_observables_round_trip(void)
+{
+    long ids = open_hdf5_ids();
+    temp_dir d;
+    CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
+    char path[300];
+    temp_file(&d, "extra.h5", path, sizeof path);
+    frames *f = calloc(1, sizeof *f);
+    extra_frames *e = calloc(1, sizeof *e);
+    make_frames(f, 4, 0, 10, 51);
+    make_extra(e, 4, 52);
+    h5md_layout layout = make_extra_layout();
+    h5md_writer *w = NULL;
+    dm_error err = {{0}};
+    CU_ASSERT_FATAL(h5md_create(&w, path, &layout, &err) == 0);
+    int rc = write_extra_frames(w, f, e, 0, 4, &err);
+    if (rc) printf("\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL(rc, 0);
+    /* a frame without the extra values is refused, naming the observable */
+    frames *later = calloc(1, sizeof *later);
+    make_frames(later, 1, 100, 10, 53);
+    h5md_frame missing = frame_view(later, 0);
+    CU_ASSERT_EQUAL(h5md_write_frame(w, &missing, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/observables/replica_state"));
+    const void *half[2] = {e->state[0], NULL};
+    missing.extra = half;
+    CU_ASSERT_EQUAL(h5md_write_frame(w, &missing, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/observables/thermostat_temperature"));
+    CU_ASSERT_EQUAL(h5md_close(w, &err), 0);
+
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(file >= 0);
+    expect_all_series(file, f, IDENTITY, 4, 1, 0);
+    expect_extra(file, f, e, IDENTITY, 4);
+    H5Fclose(file);
+    free(f);
+    free(e);
+    free(later);
+    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    temp_dir_remove(&d);
+}
+
+/* h5md_create must refuse the layout with a message containing `expect`. */
+static void expect_create_error(const char *path, h5md_layout layout, const char *expect)
+{
+    h5md_writer *w = NULL;
+    dm_error err = {{0}};
+    CU_ASSERT_EQUAL(h5md_create(&w, path, &layout, &err), -1);
+    CU_ASSERT_PTR_NULL(w);
+    if (!strstr(err.msg, expect)) printf("\n  message '%s' lacks '%s'\n", err.msg, expect);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, expect));
+}
+
+static void test_extra_observables_invalid(void)
+{
+    long ids = open_hdf5_ids();
+    temp_dir d;
+    CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
+    char path[300];
+    temp_file(&d, "invalid.h5", path, sizeof path);
+    h5md_layout layout = make_extra_layout();
+    static const h5md_series_spec standard[1] = {{"temperature", "K", H5MD_FLOAT64}};
+    layout.n_extra = 1;
+    layout.extra = standard;
+    expect_create_error(path, layout, "'temperature' is a standard observable");
+    static const h5md_series_spec twice[2] = {{"a", NULL, H5MD_INT64}, {"a", NULL, H5MD_INT64}};
+    layout.n_extra = 2;
+    layout.extra = twice;
+    expect_create_error(path, layout, "'a' is declared twice");
+    static const h5md_series_spec slash[1] = {{"a/b", NULL, H5MD_INT64}};
+    layout.n_extra = 1;
+    layout.extra = slash;
+    expect_create_error(path, layout, "got 'a/b'");
+    static const h5md_series_spec empty[1] = {{"", NULL, H5MD_INT64}};
+    layout.extra = empty;
+    expect_create_error(path, layout, "got ''");
+    layout.extra = NULL;
+    expect_create_error(path, layout, "declares 1 extra observables but gives none");
+    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    temp_dir_remove(&d);
+}
+
+/* What test_parameters writes: a vector of doubles with a NaN and a unit,
+ * a vector of integers, a 2-D integer array, an empty vector. */
+static const double LADDER[3] = {300.0, 424.26406871192853, 600.0};
+static const double ACCEPTANCE[3] = {0.25, 0.75, NAN};
+static const int64_t COUNTS[3] = {4, -1, 1LL << 40};
+static const int64_t OCCUPANCY[3][2] = {{1, 2}, {3, 4}, {5, 6}};
+
+static void expect_parameters(hid_t file)
+{
+    double real[8];
+    int64_t integer[8];
+    hsize_t dims[3];
+    int rank = 0;
+    CU_ASSERT_EQUAL(read_dataset(file, "parameters/demo/ladder", 0, real, 8, dims, &rank), 3);
+    CU_ASSERT(rank == 1 && memcmp(real, LADDER, sizeof LADDER) == 0);
+    CU_ASSERT_EQUAL(dataset_class(file, "parameters/demo/ladder"), H5T_FLOAT);
+    expect_unit(file, "parameters/demo/ladder", "K");
+    CU_ASSERT_EQUAL(read_dataset(file, "parameters/demo/acceptance", 0, real, 8, dims, &rank), 3);
+    CU_ASSERT(real[0] == 0.25 && real[1] == 0.75 && isnan(real[2]));
+    CU_ASSERT_EQUAL(H5Aexists_by_name(file, "parameters/demo/acceptance", "unit", H5P_DEFAULT), 0);
+    CU_ASSERT_EQUAL(read_dataset(file, "parameters/demo/counts", 1, integer, 8, dims, &rank), 3);
+    CU_ASSERT(rank == 1 && memcmp(integer, COUNTS, sizeof COUNTS) == 0);
+    CU_ASSERT_EQUAL(dataset_class(file, "parameters/demo/counts"), H5T_INTEGER);
+    CU_ASSERT_EQUAL(read_dataset(file, "parameters/demo/occupancy", 1, integer, 8, dims, &rank),
+                    6);
+    CU_ASSERT(rank == 2 && dims[0] == 3 && dims[1] == 2);
+    CU_ASSERT(memcmp(integer, OCCUPANCY, sizeof OCCUPANCY) == 0);
+    CU_ASSERT_EQUAL(dataset_length(file, "parameters/demo/none"), 0);
+}
+
+static int write_demo_parameters(h5md_writer *w, dm_error *err)
+{
+    h5md_fixed d[] = {
+        {"ladder", "K", H5MD_FLOAT64, 1, {3, 0}, LADDER},
+        {"acceptance", NULL, H5MD_FLOAT64, 1, {3, 0}, ACCEPTANCE},
+        {"counts", NULL, H5MD_INT64, 1, {3, 0}, COUNTS},
+        {"occupancy", NULL, H5MD_INT64, 2, {3, 2}, OCCUPANCY},
+        {"none", NULL, H5MD_INT64, 1, {0, 0}, NULL},
+    };
+    return h5md_write_parameters(w, "demo", d, 5, err);
+}
+
+static void test_parameters(void)
+{
+    long ids = open_hdf5_ids();
+    temp_dir d;
+    CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
+    char path[300];
+    temp_file(&d, "parameters.h5", path, sizeof path);
+    frames *f = calloc(1, sizeof *f);
+    make_frames(f, 2, 0, 10, 61);
+    h5md_layout layout = make_layout(1, 0);
+    h5md_writer *w = NULL;
+    dm_error err = {{0}};
+    CU_ASSERT_FATAL(h5md_create(&w, path, &layout, &err) == 0);
+    /* written before the frames, replaced by a different group, then written again */
+    CU_ASSERT_EQUAL(write_demo_parameters(w, &err), 0);
+    CU_ASSERT_EQUAL(write_frames(w, f, 0, 1, &err), 0);
+    static const int64_t one[1] = {7};
+    h5md_fixed other = {"other", NULL, H5MD_INT64, 1, {1, 0}, one};
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "demo", &other, 1, &err), 0);
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "second", &other, 1, &err), 0);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(file >= 0);
+    CU_ASSERT_EQUAL(H5Lexists(file, "parameters/demo/ladder", H5P_DEFAULT), 0);
+    CU_ASSERT_EQUAL(H5Lexists(file, "parameters/demo/other", H5P_DEFAULT), 1);
+    CU_ASSERT_EQUAL(H5Lexists(file, "parameters/second/other", H5P_DEFAULT), 1);
+    H5Fclose(file);
+    CU_ASSERT_EQUAL(write_demo_parameters(w, &err), 0);
+    CU_ASSERT_EQUAL(write_frames(w, f, 1, 1, &err), 0);
+
+    /* refused: bad names, ranks, missing data, a name given twice */
+    h5md_fixed bad = {"x/y", NULL, H5MD_INT64, 1, {1, 0}, one};
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "demo", &bad, 1, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "got 'x/y'"));
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "a/b", &other, 1, &err), -1);
+    bad = (h5md_fixed){"x", NULL, H5MD_INT64, 3, {1, 1}, one};
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "demo", &bad, 1, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/parameters/demo/x: expected rank 1 or 2"));
+    bad = (h5md_fixed){"x", NULL, H5MD_INT64, 1, {1, 0}, NULL};
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "demo", &bad, 1, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no data"));
+    h5md_fixed twice[2] = {other, other};
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "demo", twice, 2, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "given twice"));
+    CU_ASSERT_EQUAL(h5md_close(w, &err), 0);
+
+    file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(file >= 0);
+    expect_parameters(file); /* the refused calls left the group as it was */
+    expect_all_series(file, f, IDENTITY, 2, 1, 0);
+    H5Fclose(file);
+    free(f);
+    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    temp_dir_remove(&d);
+}
+
+/* A restart: extra observables are truncated after the checkpoint's step
+ * with the other series and appended to; /parameters survives reopening
+ * and is rewritten. */
+static void test_extra_append_after_truncation(void)
+{
+    long ids = open_hdf5_ids();
+    temp_dir d;
+    CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
+    char path[300];
+    temp_file(&d, "restart_extra.h5", path, sizeof path);
+    frames *all = calloc(1, sizeof *all), *rerun = calloc(1, sizeof *rerun);
+    extra_frames *e_all = calloc(1, sizeof *e_all), *e_rerun = calloc(1, sizeof *e_rerun);
+    make_frames(all, 5, 0, 10, 71);     /* steps 0..40 */
+    make_extra(e_all, 5, 72);
+    make_frames(rerun, 3, 30, 10, 73);  /* the restarted run: steps 30, 40, 50 */
+    make_extra(e_rerun, 3, 74);
+    h5md_layout layout = make_extra_layout();
+    h5md_writer *w = NULL;
+    dm_error err = {{0}};
+    CU_ASSERT_FATAL(h5md_create(&w, path, &layout, &err) == 0);
+    CU_ASSERT_EQUAL(write_extra_frames(w, all, e_all, 0, 5, &err), 0);
+    CU_ASSERT_EQUAL(write_demo_parameters(w, &err), 0);
+    CU_ASSERT_EQUAL(h5md_close(w, &err), 0);
+
+    /* checkpoint at step 25: frames 0, 10, 20 kept */
+    int rc = h5md_open_append(&w, path, &layout, 25, &err);
+    if (rc) printf("\n  %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(file >= 0);
+    expect_extra(file, all, e_all, IDENTITY, 3);
+    expect_parameters(file);
+    H5Fclose(file);
+    CU_ASSERT_EQUAL(write_extra_frames(w, rerun, e_rerun, 0, 3, &err), 0);
+    static const int64_t updated[1] = {99};
+    h5md_fixed one = {"counts", NULL, H5MD_INT64, 1, {1, 0}, updated};
+    CU_ASSERT_EQUAL(h5md_write_parameters(w, "demo", &one, 1, &err), 0);
+    CU_ASSERT_EQUAL(h5md_close(w, &err), 0);
+
+    frames *merged = calloc(1, sizeof *merged);
+    extra_frames *e_merged = calloc(1, sizeof *e_merged);
+    *merged = *all;
+    *e_merged = *e_all;
+    for (int k = 0; k < 3; k++) {
+        merged->step[3 + k] = rerun->step[k];
+        merged->time_fs[3 + k] = rerun->time_fs[k];
+        memcpy(e_merged->state[3 + k], e_rerun->state[k], sizeof e_rerun->state[k]);
+        memcpy(e_merged->thermostat[3 + k], e_rerun->thermostat[k],
+               sizeof e_rerun->thermostat[k]);
+    }
+    file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(file >= 0);
+    expect_extra(file, merged, e_merged, IDENTITY, 6);
+    int64_t counts[4];
+    hsize_t dims[3];
+    int rank;
+    CU_ASSERT_EQUAL(read_dataset(file, "parameters/demo/counts", 1, counts, 4, dims, &rank), 1);
+    CU_ASSERT_EQUAL(counts[0], 99);
+    CU_ASSERT_EQUAL(H5Lexists(file, "parameters/demo/ladder", H5P_DEFAULT), 0);
+    H5Fclose(file);
+
+    /* layouts that do not match the file's extra observables */
+    expect_append_error(path, make_layout(1, 0),
+                        "the file has /observables/replica_state, but the run does not write it");
+    h5md_layout fewer = make_extra_layout();
+    fewer.n_extra = 1;
+    expect_append_error(path, fewer, "the file has /observables/thermostat_temperature, but the "
+                                     "run does not write it");
+    static const h5md_series_spec more[3] = {{"replica_state", NULL, H5MD_INT64},
+                                             {"thermostat_temperature", "K", H5MD_FLOAT64},
+                                             {"round_trips", NULL, H5MD_INT64}};
+    h5md_layout three = make_extra_layout();
+    three.n_extra = 3;
+    three.extra = more;
+    expect_append_error(path, three, "has no /observables/round_trips");
+    static const h5md_series_spec swapped[2] = {{"replica_state", NULL, H5MD_FLOAT64},
+                                                {"thermostat_temperature", "K", H5MD_FLOAT64}};
+    h5md_layout types = make_extra_layout();
+    types.extra = swapped;
+    expect_append_error(path, types, "/observables/replica_state/value does not hold "
+                                     "floating-point values");
+
+    free(all);
+    free(rerun);
+    free(merged);
+    free(e_all);
+    free(e_rerun);
+    free(e_merged);
+    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    temp_dir_remove(&d);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -1031,6 +1418,9 @@ int main(void)
                TEST_CASE(test_shared_step_time), TEST_CASE(test_partial_frame_dropped),
                TEST_CASE(test_append_unshared_step),
                TEST_CASE(test_create_errors), TEST_CASE(test_killed_after_flush),
-               TEST_CASE(test_error_handler_restored));
+               TEST_CASE(test_error_handler_restored),
+               TEST_CASE(test_extra_observables_round_trip),
+               TEST_CASE(test_extra_observables_invalid), TEST_CASE(test_parameters),
+               TEST_CASE(test_extra_append_after_truncation));
     return test_run_all();
 }
