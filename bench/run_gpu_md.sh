@@ -1,0 +1,56 @@
+#!/bin/sh
+# bench/run_gpu_md.sh — MD measurements on the device machine, after
+# `sh bench/run_gpu.sh build` (uses build-gpu/distilmd). Logs and JSON in $OUT.
+#
+#   sh bench/run_gpu_md.sh [STEP ...]    steps: md remd nve remd_example
+#
+#   md            MD steps/s for 1, 16, 256, 1024 replicas of the 17-molecule
+#                 mix (427k model), with the force evaluation alone beside it
+#   remd          alanine dipeptide, 16..1024 replicas in one batch vs the same
+#                 replicas run one at a time (one context each)
+#   nve           NVE drift and fluctuation, benzene and aspirin, 0.5 and 0.25 fs
+#   remd_example  configs/remd_alanine_dipeptide.yaml (8 rungs, 300-600 K) on cuda
+set -u
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT"
+if [ -z "${DISTILMD_SHARED:-}" ]; then
+    if [ -d .shared ]; then DISTILMD_SHARED=$PWD/.shared; else DISTILMD_SHARED=$PWD/../shared; fi
+fi
+export DISTILMD_SHARED
+PYTHON=${PYTHON:-python3}
+BIN=build-gpu/distilmd
+M=$DISTILMD_SHARED/molecules
+MIX=$M/water.xyz,$M/ammonia.xyz,$M/methane.xyz,$M/ethanol.xyz,$M/benzene.xyz,$M/water_cluster_3.xyz,$M/water_cluster_5.xyz,$M/water_cluster_10.xyz,$M/ethane.xyz,$M/butane.xyz,$M/hexane.xyz,$M/naphthalene.xyz,$M/anthracene.xyz,$M/glycine.xyz,$M/alanine.xyz,$M/adenine.xyz,$M/guanine.xyz
+MODEL=$DISTILMD_SHARED/models/student_427k.onnx
+status=0
+for step in ${*:-md remd nve remd_example}; do
+    echo "=== $step"
+    case $step in
+    md)
+        $BIN bench --md --model "$MODEL" --molecules "$MIX" --replicas 1,16,256,1024 \
+            --steps ${MD_STEPS:-500} --json "$OUT/md.json" 2>&1 | tee "$OUT/md.txt" || status=1
+        ;;
+    remd)
+        $BIN bench --md --model "$MODEL" --molecules "$M/alanine_dipeptide.xyz" \
+            --replicas 1,16,64,256,1024 --steps ${MD_STEPS:-500} --one-at-a-time \
+            --json "$OUT/remd.json" 2>&1 | tee "$OUT/remd.txt" || status=1
+        ;;
+    nve)
+        $PYTHON bench/nve_drift.py --binary $BIN --platform cuda --ps ${NVE_PS:-20} \
+            --json "$OUT/nve.json" 2>&1 | tee "$OUT/nve.txt" || status=1
+        ;;
+    remd_example)
+        tmp=$(mktemp -d)
+        start=$(date +%s)
+        $BIN run configs/remd_alanine_dipeptide.yaml --platform cuda --output "$tmp/remd.h5" \
+            ${REMD_STEPS:+--steps $REMD_STEPS} >"$OUT/remd_example.txt" 2>&1 || status=1
+        echo "wall $(( $(date +%s) - start )) s" >>"$OUT/remd_example.txt"
+        $BIN demux "$tmp/remd.h5" --output-prefix "$tmp/demux" >>"$OUT/remd_example.txt" 2>&1 || status=1
+        ls "$tmp" >>"$OUT/remd_example.txt"
+        grep -v "^step " "$OUT/remd_example.txt" | tail -40
+        rm -rf "$tmp"
+        ;;
+    *) echo "unknown step $step"; status=1 ;;
+    esac
+done
+exit $status
