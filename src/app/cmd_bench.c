@@ -29,11 +29,10 @@
 #define MAX_BATCHES 32
 #define MAX_STAGE_ROWS 64
 
-static const char *const MIX[] = {"water",   "ammonia",          "methane",         "ethanol",
-                                  "benzene", "water_cluster_3",  "water_cluster_5", "water_cluster_10",
-                                  "ethane",  "butane",           "hexane",          "naphthalene",
-                                  "anthracene", "glycine",       "alanine",         "adenine",
-                                  "guanine"};
+static const char *const MIX[] = {
+    "water",           "ammonia",          "methane", "ethanol", "benzene", "water_cluster_3",
+    "water_cluster_5", "water_cluster_10", "ethane",  "butane",  "hexane",  "naphthalene",
+    "anthracene",      "glycine",          "alanine", "adenine", "guanine"};
 #define N_MIX ((int)(sizeof MIX / sizeof *MIX))
 
 typedef struct bench_options {
@@ -57,22 +56,21 @@ typedef struct bench_row {
 
 static void bench_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: distilmd bench [--model FILE ...] [--batches 1,2,...] [--reps N]\n"
-            "                      [--warmup N] [--stages] [--shared DIR] [--json FILE]\n"
-            "\n"
-            "Energy+force time per evaluation and per molecule on the GPU for batches of\n"
-            "the 17-molecule benchmark mix (molecule i mod 17), median over N timed\n"
-            "CUDA-graph replays (CUDA events) after warm-up.\n"
-            "\n"
-            "  -m, --model FILE   model (.onnx), repeatable (default: the three models in\n"
-            "                     SHARED/models)\n"
-            "  -b, --batches LIST batch sizes (default 1,2,4,8,16,64,256,1024)\n"
-            "  -r, --reps N       timed evaluations per batch (default 200)\n"
-            "  -w, --warmup N     untimed evaluations first (default 20)\n"
-            "  -s, --stages       also time each stage of the evaluation\n"
-            "      --shared DIR   the shared/ folder (default $DISTILMD_SHARED or ../shared)\n"
-            "  -j, --json FILE    also write the results as JSON\n");
+    fprintf(f, "usage: distilmd bench [--model FILE ...] [--batches 1,2,...] [--reps N]\n"
+               "                      [--warmup N] [--stages] [--shared DIR] [--json FILE]\n"
+               "\n"
+               "Energy+force time per evaluation and per molecule on the GPU for batches of\n"
+               "the 17-molecule benchmark mix (molecule i mod 17), median over N timed\n"
+               "CUDA-graph replays (CUDA events) after warm-up.\n"
+               "\n"
+               "  -m, --model FILE   model (.onnx), repeatable (default: the three models in\n"
+               "                     SHARED/models)\n"
+               "  -b, --batches LIST batch sizes (default 1,2,4,8,16,64,256,1024)\n"
+               "  -r, --reps N       timed evaluations per batch (default 200)\n"
+               "  -w, --warmup N     untimed evaluations first (default 20)\n"
+               "  -s, --stages       also time each stage of the evaluation\n"
+               "      --shared DIR   the shared/ folder (default $DISTILMD_SHARED or ../shared)\n"
+               "  -j, --json FILE    also write the results as JSON\n");
 }
 
 static int parse_batches(const char *s, bench_options *o)
@@ -91,12 +89,15 @@ static int parse_batches(const char *s, bench_options *o)
 
 static int parse_options(int argc, char **argv, bench_options *o)
 {
-    static const struct option longs[] = {
-        {"model", required_argument, 0, 'm'}, {"batches", required_argument, 0, 'b'},
-        {"reps", required_argument, 0, 'r'},  {"warmup", required_argument, 0, 'w'},
-        {"stages", no_argument, 0, 's'},      {"shared", required_argument, 0, 'S'},
-        {"json", required_argument, 0, 'j'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longs[] = {{"model", required_argument, 0, 'm'},
+                                          {"batches", required_argument, 0, 'b'},
+                                          {"reps", required_argument, 0, 'r'},
+                                          {"warmup", required_argument, 0, 'w'},
+                                          {"stages", no_argument, 0, 's'},
+                                          {"shared", required_argument, 0, 'S'},
+                                          {"json", required_argument, 0, 'j'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     const char *env = getenv("DISTILMD_SHARED");
     o->shared = env && *env ? env : "../shared";
@@ -116,8 +117,10 @@ static int parse_options(int argc, char **argv, bench_options *o)
             break;
         case 'b':
             if (parse_batches(optarg, o)) {
-                fprintf(stderr, "distilmd bench: --batches '%s': expected positive integers "
-                                "separated by commas\n", optarg);
+                fprintf(stderr,
+                        "distilmd bench: --batches '%s': expected positive integers "
+                        "separated by commas\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -191,8 +194,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 static int time_batch(const painn_model *m, const xyz_trajectory mix[N_MIX], int B,
-                      const bench_options *o, bench_row *row, painn_cuda_info *info,
-                      dm_error *err)
+                      const bench_options *o, bench_row *row, painn_cuda_info *info, dm_error *err)
 {
     molecule_batch b = {0};
     painn_cuda *ctx = NULL;
@@ -235,7 +237,8 @@ static int time_batch(const painn_model *m, const xyz_trajectory mix[N_MIX], int
         }
         cudaEventRecord(ev[2 * o->reps + 1], s);
         if (bad || cudaStreamSynchronize(s) != cudaSuccess) {
-            if (!bad) dm_fail(err, "cudaStreamSynchronize: %s", cudaGetErrorString(cudaGetLastError()));
+            if (!bad)
+                dm_fail(err, "cudaStreamSynchronize: %s", cudaGetErrorString(cudaGetLastError()));
             break;
         }
         for (int k = 0; k < o->reps; k++) {
@@ -252,9 +255,8 @@ static int time_batch(const painn_model *m, const xyz_trajectory mix[N_MIX], int
         row->ms_p90 = t[(int)(0.9 * (o->reps - 1))];
         row->gflop = method_flops(info, counts.n_pairs, counts.n_edges) * 1e-9;
         if (painn_cuda_check(ctx, NULL, s, err)) break;
-        if (o->stages &&
-            painn_cuda_stage_times(ctx, s, 20, MAX_STAGE_ROWS, row->stage_names, row->stage_ms,
-                                   &row->n_stages, err))
+        if (o->stages && painn_cuda_stage_times(ctx, s, 20, MAX_STAGE_ROWS, row->stage_names,
+                                                row->stage_ms, &row->n_stages, err))
             break;
         rc = 0;
     } while (0);
@@ -296,8 +298,8 @@ static void json_rows(FILE *f, const bench_row *rows, int n, const painn_cuda_in
         fprintf(f,
                 "      {\"batch\": %d, \"atoms\": %d, \"edges\": %d, \"pairs\": %d, "
                 "\"ms_per_eval\": %.6f, \"ms_min\": %.6f, \"ms_p90\": %.6f, "
-                "\"ms_back_to_back\": %.6f, \"ms_per_molecule\": %.8f, \"gflop\": %.4f, "
-                "\"floor_ms\": %.6f",
+                "\"ms_back_to_back\": %.6f, \"ms_per_molecule\": %.8f, \"gflop\": %.6f, "
+                "\"floor_ms\": %.9f",
                 r->batch, r->atoms, r->edges, r->pairs, r->ms, r->ms_min, r->ms_p90,
                 r->ms_back_to_back, r->ms / r->batch, r->gflop, r->gflop / (peak_tflops(in) * 1e3));
         if (r->n_stages) {
@@ -364,10 +366,10 @@ int cmd_bench(int argc, char **argv)
             if (bi == 0) {
                 printf("# %s: H=%d L=%d K=%d, %ld parameters, on %s (%d SMs, %.0f MHz, fp32 "
                        "FFMA peak %.1f TFLOP/s)\n",
-                       o.models[mi], m.H, m.L, m.K, m.n_parameters, info.device_name,
-                       info.sm_count, info.clock_khz / 1e3, peak_tflops(&info));
-                printf("%6s %7s %8s %10s %10s %12s %9s %9s\n", "batch", "atoms", "edges",
-                       "ms/eval", "ms b2b", "us/molecule", "GFLOP", "x floor");
+                       o.models[mi], m.H, m.L, m.K, m.n_parameters, info.device_name, info.sm_count,
+                       info.clock_khz / 1e3, peak_tflops(&info));
+                printf("%6s %7s %8s %10s %10s %12s %9s %9s\n", "batch", "atoms", "edges", "ms/eval",
+                       "ms b2b", "us/molecule", "GFLOP", "x floor");
             }
             print_row(&rows[bi], &info);
             fflush(stdout);

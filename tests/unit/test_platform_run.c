@@ -11,6 +11,7 @@
 #include "engine/run.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <hdf5.h>
 #include <math.h>
 #include <signal.h>
@@ -264,7 +265,7 @@ int main(int argc, char **argv)
     PLATFORM = argc > 1 ? argv[1] : "reference";
     test_require_shared();
     /* configs name the shared folder through ${DISTILMD_SHARED}, absolute */
-    char shared[1024];
+    char shared[PATH_MAX];
     if (!realpath(test_shared_dir(), shared)) test_skip("shared data folder not found");
     setenv("DISTILMD_SHARED", shared, 1);
     dm_error err = {{0}};

@@ -1,0 +1,211 @@
+/* painn_cuda_internal.cuh — the context behind painn_cuda.h and the stage
+ * launchers shared by the .cu files of this folder (C++ only).
+ *
+ * Neighbour lists (rebuilt every evaluation):
+ *   CSR by receiving atom: the incoming edges i -> j of atom j are
+ *   edge_src[row_start[j] .. row_start[j+1]), senders in increasing order,
+ *   so the n_lower[j] senders i < j come first. An unordered pair {lo < hi}
+ *   is numbered by its edge lo -> hi in hi's list:
+ *       pair = pair_start[hi] + (position of lo in hi's list),
+ *   and edge_pair[e] gives the pair of every directed edge (both directions
+ *   of a pair share it). The pair's geometry uses r = x_lo - x_hi; the edge
+ *   lo -> hi has u = +r/(d+eps), the edge hi -> lo has u = -r/(d+eps).
+ *   Because the filter phi depends on d only, it is computed once per pair.
+ *
+ * Per-pair arrays have pair_rows rows (pair capacity rounded up to the largest
+ * GEMM tile); per-layer planes are stacked with z = 2 l + half:
+ *   filter_out[z][pair_rows][3H] half 0: phi = W2 a + b2; half 1: dphi/dd = W2 a'
+ *   with a = silu(W1 e + b1), a' = silu'(W1 e + b1) (W1 de/dd) (never stored)
+ * Atom arrays, per layer l (v planes per atom: v[(a*3 + x)*H + c]):
+ *   s_in[l][n][H], v_in[l][n][3H]   features entering layer l
+ *   X[l][n][2H]                     [s after the message ; |v| per channel]
+ *   v_mid[l][n][3H]                 v after the message
+ *   h3[l][n][H]                     update MLP pre-activation
+ *   upd[l][n][3H]                   [a ; g1 ; g2]
+ * Backward scratch (one layer at a time): Gout[n][3H] = dE/d[a;g1;g2],
+ *   gvp[n][3H] = dE/dv_mid through the vector gate, Gh3[n][H],
+ *   gs_mid[n][H], gv_mid[n][3H] = dE/d(s, v) after the message.
+ * edge_grad[l][2 * pair_rows] (float4: dE/dd, dE/du x y z) of layer l for
+ *   the directed edge of pair p into its hi atom (slot 2p) and into its lo
+ *   atom (slot 2p + 1), each written by its receiver alone. */
+#ifndef DISTILMD_PAINN_CUDA_INTERNAL_CUH
+#define DISTILMD_PAINN_CUDA_INTERNAL_CUH
+
+#include <cuda_runtime.h>
+#include <stdlib.h>
+
+#include "painn_cuda.h"
+
+#define PAINN_CUDA_MAX_LAYERS 8
+#define PAINN_CUDA_PAIR_ROW_ALIGN 128 /* largest GEMM tile height */
+#define PAINN_U_EPS 1e-8f             /* u = r / (d + eps), as in the model */
+
+struct painn_mixing {
+    float m[9]; /* M[x][y] row-major */
+};
+
+struct painn_weights {
+    float *embedding;                   /* [101][H] */
+    float *centers, *widths;            /* [K] */
+    float *W1, *b1;                     /* [L][H][K], [L][H] */
+    float *W2, *b2;                     /* [L][3H][H], [L][3H] */
+    float *W3, *b3, *W3T;               /* [L][H][2H], [L][H], [L][2H][H] */
+    float *W4, *b4, *W4T;               /* [L][3H][H], [L][3H], [L][H][3H] */
+    float *W5, *b5, *W6, *b6, *W7, *b7; /* [H/2][H], [H/4][H/2], [1][H/4] */
+    float *W5T, *W6T;                   /* transposed: [H][H/2], [H/2][H/4] */
+    painn_mixing mixing[PAINN_CUDA_MAX_LAYERS];
+};
+
+struct painn_cuda {
+    int H, L, K;
+    float cutoff;
+    int n_atoms, n_molecules;
+    long edge_cap, pair_cap, pair_rows;
+    int max_neighbors;
+    int sm_count, clock_khz;
+    bool use_pdl; /* programmatic dependent launch (small contexts) */
+    char device_name[256];
+    size_t device_bytes;
+
+    /* topology */
+    int *species, *mol_start, *atom_mol;
+    /* inputs and outputs */
+    float *pos, *forces;
+    double *energies, *atom_energy;
+    /* neighbour lists */
+    int *n_nb, *n_lower, *row_start, *pair_start;
+    int *edge_src, *edge_pair, *pair_lo, *pair_hi;
+    float4 *pair_u, *pair_r; /* (u, d) and (r, 0) of r = x_lo - x_hi */
+    painn_cuda_counts *counts;
+
+    painn_weights w;
+
+    /* activations */
+    float *filter_out;
+    float *s_in, *v_in, *X, *v_mid, *h3, *a3, *upd;
+    float *Gout, *gvp, *Gh3, *gs_mid, *gv_mid;
+    float4 *edge_grad;
+
+    /* the graph of one evaluation and the stream it was captured on */
+    cudaStream_t capture_stream;
+    cudaGraph_t graph;
+    cudaGraphExec_t graph_exec;
+
+    /* pinned host staging for the helpers */
+    float *host_pos, *host_forces;
+    painn_cuda_counts *host_counts;
+};
+
+/* Stage launchers, in evaluation order. Each enqueues its kernels on the
+ * stream and returns cudaGetLastError(). */
+cudaError_t painn_launch_neighbor_lists(const painn_cuda *c, cudaStream_t s);
+cudaError_t painn_launch_pair_filters(const painn_cuda *c, cudaStream_t s);
+cudaError_t painn_launch_message_forward(const painn_cuda *c, int l, cudaStream_t s);
+cudaError_t painn_launch_update_forward(const painn_cuda *c, int l, cudaStream_t s);
+cudaError_t painn_launch_readout(const painn_cuda *c, cudaStream_t s);
+cudaError_t painn_launch_update_backward(const painn_cuda *c, int l, cudaStream_t s);
+cudaError_t painn_launch_message_backward(const painn_cuda *c, int l, cudaStream_t s);
+cudaError_t painn_launch_forces(const painn_cuda *c, cudaStream_t s);
+
+/* One-time kernel attributes (shared-memory limits); called at creation.
+ * The first calls the second (kernels of painn_cuda_backward.cu). */
+cudaError_t painn_configure_kernels(const painn_cuda *c);
+cudaError_t painn_configure_backward_kernels(const painn_cuda *c);
+
+/* ---- launches ---- */
+
+/* Kernels of small contexts are launched with programmatic stream
+ * serialisation (Hopper's programmatic dependent launch): the next kernel of
+ * the stream may be scheduled while this one finishes, and waits in
+ * painn_grid_begin() until it has completed and its writes are visible. That
+ * saves part of the fixed cost of each launch, which is what a handful of
+ * atoms pays; measured on an H200 it gained 6 us of 110 for one water, but
+ * cost 40-90 us from 16 molecules up (the waiting blocks compete with the
+ * running kernel), hence only for contexts of at most PAINN_PDL_MAX_ATOMS.
+ * PAINN_CUDA_PDL=0 or 1 in the environment forces it off or on. */
+#define PAINN_PDL_MAX_ATOMS 64
+
+static inline bool painn_pdl_choice(int n_atoms)
+{
+    const char *env = getenv("PAINN_CUDA_PDL");
+    if (env && (env[0] == '0' || env[0] == '1')) return env[0] == '1';
+    return n_atoms <= PAINN_PDL_MAX_ATOMS;
+}
+
+template <class... Params, class... Args>
+static inline cudaError_t painn_launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                       size_t smem, cudaStream_t s, Args... args)
+{
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cfg.attrs = &attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, ((Params)args)...);
+}
+
+/* First statement of every kernel: wait for the previous kernel of the
+ * stream (complete, writes visible), then let the next one be scheduled.
+ * Both are no-ops for a launch without the attribute. */
+__device__ __forceinline__ void painn_grid_begin()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* ---- small device helpers shared by the kernels ---- */
+
+__device__ __forceinline__ float painn_silu(float x)
+{
+    return x / (1.0f + expf(-x));
+}
+
+/* d silu/dx = sigma(x) (1 + x (1 - sigma(x))) */
+__device__ __forceinline__ float painn_silu_grad(float x)
+{
+    float sig = 1.0f / (1.0f + expf(-x));
+    return sig * (1.0f + x * (1.0f - sig));
+}
+
+/* |x_i - x_j|^2 from the position planes. Symmetric in (i, j) bit for bit,
+ * so that j is i's neighbour exactly when i is j's. */
+__device__ __forceinline__ float painn_dist2(const float *pos, int n, int i, int j)
+{
+    /* explicit rounding: never contracted to FMA differently in two kernels */
+    float dx = __fsub_rn(pos[i], pos[j]);
+    float dy = __fsub_rn(pos[n + i], pos[n + j]);
+    float dz = __fsub_rn(pos[2 * n + i], pos[2 * n + j]);
+    return __fadd_rn(__fadd_rn(__fmul_rn(dx, dx), __fmul_rn(dy, dy)), __fmul_rn(dz, dz));
+}
+
+__device__ __forceinline__ float painn_warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ double painn_warp_sum_double(double v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Blocks for a grid-stride loop over `units` work units of `per_block` each,
+ * capped at `cap_per_sm` resident blocks per multiprocessor. */
+static inline unsigned painn_grid(long units, int per_block, int sm_count, int cap_per_sm)
+{
+    long blocks = (units + per_block - 1) / per_block;
+    long cap = (long)sm_count * cap_per_sm;
+    if (blocks > cap) blocks = cap;
+    if (blocks < 1) blocks = 1;
+    return (unsigned)blocks;
+}
+
+#endif
