@@ -31,7 +31,7 @@ for step in $STEPS; do
     echo "=== $step"
     case $step in
     build)
-        cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+        cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DDISTILMD_PYTHON="$(command -v "$PYTHON")" \
             >"$OUT/build.log" 2>&1 &&
             cmake --build build-gpu -j16 >>"$OUT/build.log" 2>&1
         rc=$?

@@ -18,6 +18,7 @@ if [ -z "${DISTILMD_SHARED:-}" ]; then
 fi
 export DISTILMD_SHARED
 PYTHON=${PYTHON:-python3}
+eval "$(sh "$DISTILMD_SHARED/device/setup.sh")"
 BIN=build-gpu/distilmd
 M=$DISTILMD_SHARED/molecules
 MIX=$M/water.xyz,$M/ammonia.xyz,$M/methane.xyz,$M/ethanol.xyz,$M/benzene.xyz,$M/water_cluster_3.xyz,$M/water_cluster_5.xyz,$M/water_cluster_10.xyz,$M/ethane.xyz,$M/butane.xyz,$M/hexane.xyz,$M/naphthalene.xyz,$M/anthracene.xyz,$M/glycine.xyz,$M/alanine.xyz,$M/adenine.xyz,$M/guanine.xyz

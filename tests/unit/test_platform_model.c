@@ -27,8 +27,8 @@ typedef struct tolerances {
 
 /* float64: the doc's "about 1e-9 eV" agreement leaves room for 1e-6.
  * float32 storage: relative 1e-6 in E (float64 sums), 1e-3 eV/Å in F. */
-static const tolerances TOL_REFERENCE = {1e-6, 0.0, 1e-6, 1e-5, 1e-6, 1e-12, 1e-9};
-static const tolerances TOL_CUDA = {0.0, 1e-6, 1e-3, 1e-2, 2e-2, 1e-6, 1e-3};
+static const tolerances TOL_REFERENCE = {1e-6, 0.0, 1e-6, 1e-4, 1e-6, 1e-12, 1e-9};
+static const tolerances TOL_CUDA = {0.0, 1e-6, 1e-3, 1e-2, 5e-3, 1e-6, 1e-3};
 
 static const platform_ops *PLATFORM;
 static tolerances TOL;
@@ -197,27 +197,31 @@ static void finite_differences_for(const char *size, const char *molecule, unsig
     painn_model m = {0};
     molecule_batch b = {0};
     CU_ASSERT_FATAL(load_model(size, &m) == 0);
-    /* redraw the perturbation until no pair is within two steps of rc: a
-     * displacement of h moves a distance by at most h, so no difference
+    /* redraw the perturbation until no pair is within three steps of rc: a
+     * displacement of 2h moves a distance by at most 2h, so no difference
      * quotient then straddles the cutoff's discontinuity */
     int draws = 0;
     do {
         molecule_batch_free(&b);
         CU_ASSERT_FATAL(perturbed_molecule(molecule, 0.05, seed++, &b) == 0);
         CU_ASSERT_FATAL(++draws < 1000);
-    } while (closest_to_cutoff(&b, b.positions, m.cutoff) < 2 * TOL.fd_step);
+    } while (closest_to_cutoff(&b, b.positions, m.cutoff) < 3 * TOL.fd_step);
     const int n3 = 3 * b.n_atoms;
-    double E, Ep, Em, *F = calloc(n3, sizeof *F), *x = malloc(sizeof *x * n3);
+    double E, *F = calloc(n3, sizeof *F), *x = malloc(sizeof *x * n3);
     CU_ASSERT_FATAL(compute(&m, &b, b.positions, &E, F) == 0);
+    /* five-point central difference, error O(h^4):
+     * -dE/dx = -(-E(x+2h) + 8E(x+h) - 8E(x-h) + E(x-2h)) / 12h */
+    static const double offset[4] = {2, 1, -1, -2}, weight[4] = {-1, 8, -8, 1};
     double worst = 0, h = TOL.fd_step;
     for (int k = 0; k < n3; k++) {
-        memcpy(x, b.positions, sizeof *x * n3);
-        x[k] += h;
-        CU_ASSERT_FATAL(compute(&m, &b, x, &Ep, NULL) == 0);
-        x[k] -= 2 * h;
-        CU_ASSERT_FATAL(compute(&m, &b, x, &Em, NULL) == 0);
-        double fd = -(Ep - Em) / (2 * h);
-        worst = fmax(worst, fabs(fd - F[k]));
+        double dE = 0, Ek;
+        for (int p = 0; p < 4; p++) {
+            memcpy(x, b.positions, sizeof *x * n3);
+            x[k] += offset[p] * h;
+            CU_ASSERT_FATAL(compute(&m, &b, x, &Ek, NULL) == 0);
+            dE += weight[p] * Ek;
+        }
+        worst = fmax(worst, fabs(-dE / (12 * h) - F[k]));
     }
     printf("\n  %s %s: %d components, max |F - F_fd| = %.2e eV/A (h = %g A) ", size, molecule, n3,
            worst, h);
