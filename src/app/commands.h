@@ -8,5 +8,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench_md(int argc, char **argv);
 int cmd_demux(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const command COMMANDS[] = {
     {"eval", cmd_eval, "energies and forces of the structures in XYZ files"},
     {"bench", bench, "time the batched model evaluation (--md: MD steps) on the GPU"},
     {"demux", cmd_demux, "one trajectory per temperature from a replica-exchange run"},
+    {"analyze", cmd_analyze, "free energy of a λ-window run: TI, BAR, MBAR (docs/free-energy.md)"},
 };
 
 static void usage(FILE *f)
