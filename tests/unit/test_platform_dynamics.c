@@ -261,19 +261,7 @@ static void test_fire_minimises_model_energy(void)
 
 int main(int argc, char **argv)
 {
-    const char *name = argc > 1 ? argv[1] : "reference";
-    dm_error err = {{0}};
-    DYN = dynamics_find(name, NULL, 0, &err);
-    if (!DYN) {
-        if (!strcmp(name, "cuda")) {
-            char why[1100];
-            snprintf(why, sizeof why, "no GPU (%s)", err.msg);
-            test_skip(why);
-        }
-        fprintf(stderr, "%s\n", err.msg);
-        return 2;
-    }
-    printf("platform: %s\n", DYN->platform);
+    DYN = test_dynamics_from_args(argc, argv);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     TEST_SUITE("verlet", TEST_CASE(test_verlet_energy_error_scales_as_dt2));
     TEST_SUITE("langevin", TEST_CASE(test_langevin_harmonic_equipartition),

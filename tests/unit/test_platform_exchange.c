@@ -223,19 +223,7 @@ static void test_downhill_swap_always_accepted(void)
 
 int main(int argc, char **argv)
 {
-    const char *name = argc > 1 ? argv[1] : "reference";
-    dm_error err = {{0}};
-    DYN = dynamics_find(name, NULL, 0, &err);
-    if (!DYN) {
-        if (!strcmp(name, "cuda")) {
-            char why[1100];
-            snprintf(why, sizeof why, "no GPU (%s)", err.msg);
-            test_skip(why);
-        }
-        fprintf(stderr, "%s\n", err.msg);
-        return 2;
-    }
-    printf("platform: %s\n", DYN->platform);
+    DYN = test_dynamics_from_args(argc, argv);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     TEST_SUITE("replica_exchange", TEST_CASE(test_harmonic_remd_detailed_balance),
                TEST_CASE(test_downhill_swap_always_accepted));

@@ -465,21 +465,9 @@ static void test_isolated_atoms(void)
 
 int main(int argc, char **argv)
 {
-    const char *name = argc > 1 ? argv[1] : "reference";
     test_require_shared();
-    dm_error err = {{0}};
-    PLATFORM = platform_find(name, NULL, 0, &err);
-    if (!PLATFORM) {
-        if (!strcmp(name, "cuda")) {
-            char why[1100];
-            snprintf(why, sizeof why, "no GPU (%s)", err.msg);
-            test_skip(why);
-        }
-        fprintf(stderr, "%s\n", err.msg);
-        return 2;
-    }
-    TOL = !strcmp(PLATFORM->name, "reference") ? TOL_REFERENCE : TOL_CUDA;
-    printf("platform: %s\n", PLATFORM->name);
+    PLATFORM = test_platform_from_args(argc, argv);
+    TOL = PLATFORM == &platform_reference ? TOL_REFERENCE : TOL_CUDA;
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     TEST_SUITE("golden", TEST_CASE(test_golden_427k), TEST_CASE(test_golden_77k),
                TEST_CASE(test_golden_21k));

@@ -268,12 +268,7 @@ int main(int argc, char **argv)
     char shared[PATH_MAX];
     if (!realpath(test_shared_dir(), shared)) test_skip("shared data folder not found");
     setenv("DISTILMD_SHARED", shared, 1);
-    dm_error err = {{0}};
-    if (!dynamics_find(PLATFORM, NULL, 0, &err)) {
-        char why[1100];
-        snprintf(why, sizeof why, "no GPU (%s)", err.msg);
-        test_skip(why);
-    }
+    test_dynamics_from_args(argc, argv);
     snprintf(TMP, sizeof TMP, "/tmp/distilmd_run_XXXXXX");
     if (!mkdtemp(TMP)) return 1;
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;

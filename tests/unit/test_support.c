@@ -1,8 +1,12 @@
 #include "test_support.h"
 
+#include "core/platform.h"
+#include "engine/dynamics.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 const char *test_shared_dir(void)
@@ -71,4 +75,36 @@ double test_normal(test_rng *r)
     double u1 = test_uniform(r), u2 = test_uniform(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* Not found: a skip for a missing GPU, an error for anything else. */
+static void platform_unavailable(const char *name, const dm_error *err)
+{
+    if (!strcmp(name, "cuda")) {
+        char why[1100];
+        snprintf(why, sizeof why, "no GPU (%s)", err->msg);
+        test_skip(why);
+    }
+    fprintf(stderr, "%s\n", err->msg);
+    exit(2);
+}
+
+const platform_ops *test_platform_from_args(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : "reference";
+    dm_error err = {{0}};
+    const platform_ops *p = platform_find(name, NULL, 0, &err);
+    if (!p) platform_unavailable(name, &err);
+    printf("platform: %s\n", p->name);
+    return p;
+}
+
+const dynamics_ops *test_dynamics_from_args(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : "reference";
+    dm_error err = {{0}};
+    const dynamics_ops *d = dynamics_find(name, NULL, 0, &err);
+    if (!d) platform_unavailable(name, &err);
+    printf("platform: %s\n", d->platform);
+    return d;
 }

@@ -21,6 +21,14 @@ void test_skip(const char *why);
  * every assertion passed). Call after adding suites to the registry. */
 int test_run_all(void);
 
+/* The platform (or its dynamics) named by argv[1], "reference" by default.
+ * "cuda" without a usable GPU exits with "skipped: no GPU (why)"; any other
+ * failure (an unknown name) exits with status 2. Prints "platform: NAME". */
+struct platform_ops;
+struct dynamics_ops;
+const struct platform_ops *test_platform_from_args(int argc, char **argv);
+const struct dynamics_ops *test_dynamics_from_args(int argc, char **argv);
+
 /* Adds a suite with the given tests (NULL-terminated names/functions). */
 #define TEST_SUITE(name, ...)                                                        \
     do {                                                                             \
