@@ -368,8 +368,8 @@ static int alloc_blocks(const demux_input *in, group_data *gd, dm_error *err)
 static int open_outputs(const demux_input *in, group_data *gd, const char *prefix,
                         dm_error *err)
 {
-    static const h5md_series_spec extra[2] = {{"thermostat_temperature", "K", H5MD_FLOAT64},
-                                              {"source_replica", NULL, H5MD_INT64}};
+    static const h5md_series_spec extra[2] = {{"thermostat_temperature", "K", H5MD_FLOAT64, 1},
+                                              {"source_replica", NULL, H5MD_INT64, 1}};
     int n_atoms[1] = {(int)gd->n_atoms};
     h5md_layout layout = {.n_replicas = 1,
                           .n_atoms = n_atoms,
