@@ -276,8 +276,9 @@ static int sweep_series(const run *r, h5md_series_spec *out)
 static int write_lambda_parameters(run *r, dm_error *err)
 {
     long K = r->replicas.n_replicas;
-    double *lambdas = malloc(sizeof(double) * (2 * K + 1)), *T = lambdas + K;
+    double *lambdas = malloc(sizeof(double) * (2 * K + 1));
     if (!lambdas) return dm_fail(err, "out of memory");
+    double *T = lambdas + K;
     for (long l = 0; l < K; l++) {
         lambdas[l] = r->replicas.states[l].lambda;
         T[l] = r->replicas.states[l].temperature;
