@@ -75,7 +75,7 @@ static int context_make(const md_bench *b, int R, int first, md_context *c, dm_e
 {
     memset(c, 0, sizeof *c);
     if (make_batch(b, R, first, &c->batch, &c->masses, err)) return -1;
-    c->h.model = b->model;
+    c->h = (hamiltonian){.n_terms = 1, .terms = {term_model(b->model, 1, 0)}};
     double *T = malloc(sizeof(double) * R), *v = malloc(sizeof(double) * 3 * c->batch.n_atoms);
     int rc = T && v ? 0 : dm_fail(err, "out of memory");
     for (int r = 0; rc == 0 && r < R; r++) T[r] = 300.0;

@@ -8,7 +8,9 @@
  * and states [first_g, first_g + size_g) (/parameters/replica_exchange:
  * group_first, group_size; ladder[first_g + k] is the temperature of rung k).
  *
- * For every group g and rung k this writes PREFIX_g{g}_T{T:.2f}K.h5, with one
+ * For every group g and rung k this writes PREFIX_g{g}_T{T:.2f}K.h5 (for the
+ * windows of a λ sweep, whose states have a λ, /parameters/replica_exchange/
+ * lambda: PREFIX_g{g}_lambda{λ:.4f}.h5), with one
  * particles group (replica_0000) whose frame f is replica r's frame f, r the
  * replica of group g with replica_state[f][r] = k:
  *   position [, velocity, force]     as in the input
@@ -59,8 +61,9 @@ static void demux_usage(FILE *f)
             "Splits the trajectory of a replica-exchange run (FILE.h5, written by\n"
             "`distilmd run` with replica_exchange) into one H5MD trajectory per\n"
             "temperature: PREFIX_g<G>_T<T>K.h5 for exchange group G and temperature T\n"
-            "(K, two decimals). Frame f of each holds the replica that was at that\n"
-            "temperature at frame f: positions (velocities, forces when present),\n"
+            "(K, two decimals), or per λ window of a free-energy sweep with exchange:\n"
+            "PREFIX_g<G>_lambda<L>.h5 (four decimals). Frame f of each holds the replica\n"
+            "that was in that state at frame f: positions (velocities, forces when present),\n"
             "energies, temperature, thermostat_temperature and source_replica (the\n"
             "replica's index). MDAnalysis reads them (docs/config.md).\n"
             "  -o, --output-prefix PREFIX  default: FILE without its .h5 ending\n"
@@ -94,6 +97,7 @@ typedef struct demux_input {
     int n_groups;
     int64_t *group_first, *group_size; /* [n_groups] */
     double *ladder;                    /* [n_replicas] */
+    double *lambda;                    /* [n_replicas]; NULL: the states have no λ */
     int has[N_FIELDS];                 /* velocity, force written (position always) */
     char author[256];
 } demux_input;
@@ -210,6 +214,15 @@ static int read_exchange_layout(demux_input *in, dm_error *err)
                     err) ||
         read_vector(in, EXCHANGE "/ladder", in->n_replicas, H5T_NATIVE_DOUBLE, in->ladder, err))
         return -1;
+    htri_t has_lambda = hdf5_link_exists(in->file, EXCHANGE "/lambda");
+    if (has_lambda < 0) return dm_fail(err, "%s: cannot look up %s/lambda", in->path, EXCHANGE);
+    if (has_lambda) {
+        if (!(in->lambda = malloc(sizeof(double) * (in->n_replicas + 1))))
+            return dm_fail(err, "%s: out of memory", in->path);
+        if (read_vector(in, EXCHANGE "/lambda", in->n_replicas, H5T_NATIVE_DOUBLE, in->lambda,
+                        err))
+            return -1;
+    }
     long end = 0;
     for (int g = 0; g < in->n_groups; g++) {
         if (in->group_first[g] < end || in->group_size[g] < 1 ||
@@ -230,6 +243,7 @@ static void input_close(demux_input *in)
     free(in->group_first);
     free(in->group_size);
     free(in->ladder);
+    free(in->lambda);
     memset(in, 0, sizeof *in);
     in->file = -1;
 }
@@ -364,12 +378,13 @@ static int alloc_blocks(const demux_input *in, group_data *gd, dm_error *err)
 }
 
 /* The outputs of the group's rungs; two rungs whose names would be the same
- * (temperatures within 0.005 K) are an error rather than one file. */
+ * (temperatures within 0.005 K, or λ within 0.00005) are an error rather
+ * than one file. */
 static int open_outputs(const demux_input *in, group_data *gd, const char *prefix,
                         dm_error *err)
 {
-    static const h5md_series_spec extra[2] = {{"thermostat_temperature", "K", H5MD_FLOAT64},
-                                              {"source_replica", NULL, H5MD_INT64}};
+    static const h5md_series_spec extra[2] = {{"thermostat_temperature", "K", H5MD_FLOAT64, 1},
+                                              {"source_replica", NULL, H5MD_INT64, 1}};
     int n_atoms[1] = {(int)gd->n_atoms};
     h5md_layout layout = {.n_replicas = 1,
                           .n_atoms = n_atoms,
@@ -384,7 +399,16 @@ static int open_outputs(const demux_input *in, group_data *gd, const char *prefi
         double T = in->ladder[gd->first + k];
         size_t size = strlen(prefix) + 64;
         if (!(gd->out_path[k] = malloc(size))) return dm_fail(err, "out of memory");
-        snprintf(gd->out_path[k], size, "%s_g%d_T%.2fK.h5", prefix, gd->g, T);
+        if (in->lambda)
+            snprintf(gd->out_path[k], size, "%s_g%d_lambda%.4f.h5", prefix, gd->g,
+                     in->lambda[gd->first + k]);
+        else
+            snprintf(gd->out_path[k], size, "%s_g%d_T%.2fK.h5", prefix, gd->g, T);
+        if (k > 0 && strcmp(gd->out_path[k], gd->out_path[k - 1]) == 0 && in->lambda)
+            return dm_fail(err, "%s: states %ld and %ld of exchange group %d (%s/lambda: %.17g "
+                           "and %.17g) would both be written to %s", in->path, k - 1, k, gd->g,
+                           EXCHANGE, in->lambda[gd->first + k - 1], in->lambda[gd->first + k],
+                           gd->out_path[k]);
         if (k > 0 && strcmp(gd->out_path[k], gd->out_path[k - 1]) == 0)
             return dm_fail(err, "%s: rungs %ld and %ld of exchange group %d (%s/ladder: %.17g "
                            "and %.17g K) would both be written to %s", in->path, k - 1, k,

@@ -39,6 +39,10 @@ typedef struct dynamics_ops {
     int (*set_velocities)(void *impl, const double *v, dm_error *err);
     /* Thermostat temperature of every replica (K). */
     int (*set_temperatures)(void *impl, const double *temperatures, dm_error *err);
+    /* λ of every replica (hamiltonian.h: U_λ = U_0 + λ ΔU, F_λ = F_0 + λ F_1;
+     * 0 at creation). The potential energies and forces follow at once, from
+     * the U_0, ΔU, F_0, F_1 of the last force evaluation (no new one). */
+    int (*set_lambdas)(void *impl, const double *lambdas, dm_error *err);
     /* Forces and potential energies at the current positions. */
     int (*compute_forces)(void *impl, dm_error *err);
     /* Velocity Verlet (NVE). Needs valid forces; leaves valid forces. */
@@ -53,8 +57,9 @@ typedef struct dynamics_ops {
      * outlive the dynamics) and the record to start from (copied). */
     int (*setup_exchange)(void *impl, const exchange_layout *layout, const exchange_record *start,
                           dm_error *err);
-    /* One round of attempts from the current potential energies; the
-     * temperatures and velocities of swapped replicas change where they live. */
+    /* One round of attempts from the current U_0 and ΔU (exchange.h); the
+     * temperatures, λ (with energies and forces) and velocities of swapped
+     * replicas change where they live. */
     int (*exchange)(void *impl, uint64_t attempt, uint64_t seed, dm_error *err);
     /* Copies the record and the replicas' current temperatures to the host
      * (temperatures may be NULL). */
@@ -65,6 +70,9 @@ typedef struct dynamics_ops {
      * replica (eV). */
     int (*get_state)(void *impl, double *x, double *v, double *forces, double *potential_energy,
                      double *kinetic_energy, dm_error *err);
+    /* Per replica: its λ, U_0 and ΔU = dU_λ/dλ (eV) at the current positions;
+     * any pointer may be NULL. */
+    int (*get_lambdas)(void *impl, double *lambdas, double *u0, double *du, dm_error *err);
     void (*destroy)(void *impl);
 } dynamics_ops;
 

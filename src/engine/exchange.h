@@ -1,15 +1,25 @@
-/* exchange.h — temperature replica exchange (parallel tempering).
+/* exchange.h — replica exchange between thermodynamic states (T, λ):
+ * temperature replica exchange (parallel tempering) and Hamiltonian
+ * exchange between the λ windows of a free-energy sweep.
  *
- * The thermodynamic states (rungs of a temperature ladder) of an exchange
- * group are permuted among the group's replicas. Group g covers the replicas
- * and the states [first[g], first[g] + size[g]); state s has temperature
- * ladder[s]; at the start replica r holds state r. An attempt with index a
- * tries the neighbouring pairs (s, s+1) with s - first[g] = a mod 2, 4, ...:
- * replicas i (in s) and j (in s+1) swap states with probability
- *     min(1, exp[(beta_s - beta_{s+1}) (U_i - U_j)]),   beta = 1 / (k_B T),
- * decided by a Philox uniform keyed by (seed, pair s, attempt a); on a swap
- * each replica's velocities are scaled by sqrt(T_new / T_old).
- * Replicas outside every group keep their state. */
+ * The states of an exchange group are permuted among the group's replicas.
+ * Group g covers the replicas and the states [first[g], first[g] + size[g]);
+ * state s has temperature ladder[s] and (with a lambda array) λ = lambda[s];
+ * at the start replica r holds state r. An attempt with index a tries the
+ * neighbouring pairs (s, t = s+1) with s - first[g] = a mod 2, 4, ...:
+ * replicas i (in s) and j (in t) swap states with probability min(1, exp(-Δ)),
+ *     Δ = u_s(x_j) + u_t(x_i) - u_s(x_i) - u_t(x_j),
+ *     u_s(x) = β_s (U_0(x) + λ_s ΔU(x)),   β_s = 1 / (k_B T_s)
+ * (hamiltonian.h: U_λ = U_0 + λ ΔU), evaluated as
+ *     -Δ = (β_s - β_t)(U_0,i - U_0,j) + (β_s λ_s - β_t λ_t)(ΔU_i - ΔU_j).
+ * With equal λ (or ΔU = 0) this is the temperature rule
+ * (β_s - β_t)(U_i - U_j); with equal T it is β (λ_s - λ_t)(ΔU_i - ΔU_j).
+ * Without a lambda array the states carry no λ: each replica keeps its own
+ * λ_r and -Δ = (β_s - β_t)(U_i - U_j) with U_r = U_0,r + λ_r ΔU_r.
+ * The decision is a Philox uniform keyed by (seed, pair s, attempt a). On a
+ * swap each replica takes the new state's temperature and λ (its energies
+ * and forces follow λ) and its velocities are scaled by sqrt(T_new / T_old)
+ * (1 for Hamiltonian exchange). Replicas outside every group keep their state. */
 #ifndef DISTILMD_EXCHANGE_H
 #define DISTILMD_EXCHANGE_H
 
@@ -22,6 +32,7 @@ typedef struct exchange_layout {
     int *first, *size;      /* [n_groups] */
     int *group_of;          /* [n_replicas]: the group of replica/state r, or -1 */
     double *ladder;         /* [n_replicas]: temperature of state s (K) */
+    double *lambda;         /* [n_replicas]: λ of state s; NULL: states carry no λ */
 } exchange_layout;
 
 /* What exchanges did: the assignment and its statistics (checkpointed). */

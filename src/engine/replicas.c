@@ -54,6 +54,8 @@ static int fill_replicas(const run_config *cfg, replica_set *rs, dm_error *err)
         }
         for (int k = 0; k < system_replicas(s); k++, r++) {
             const xyz_frame *f = replica_frame(cfg, s, &t, k, &rs->states[r].temperature);
+            int sweep = cfg->alchemical.mode != ALCHEMICAL_NONE; /* replica k: window k */
+            rs->states[r].lambda = sweep ? cfg->alchemical.lambdas[k] : 0.0;
             if (!f->velocities) rs->has_velocities = 0;
             int a0 = rs->topology.offset[r];
             for (int i = 0; i < f->n_atoms; i++) {
@@ -122,23 +124,48 @@ void replica_set_free(replica_set *rs)
     memset(rs, 0, sizeof *rs);
 }
 
+/* Layout arrays for R replicas and G groups. */
+static int layout_alloc(exchange_layout *l, int R, int G, int with_lambda, dm_error *err)
+{
+    l->n_replicas = R;
+    l->n_groups = G;
+    l->first = malloc(sizeof(int) * (G + 1));
+    l->size = malloc(sizeof(int) * (G + 1));
+    l->group_of = malloc(sizeof(int) * (R + 1));
+    l->ladder = malloc(sizeof(double) * (R + 1));
+    l->lambda = with_lambda ? malloc(sizeof(double) * (R + 1)) : NULL;
+    if (!l->first || !l->size || !l->group_of || !l->ladder || (with_lambda && !l->lambda)) {
+        exchange_layout_free(l);
+        return dm_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+/* A λ sweep with exchange: one group of every window, state k = (T_k, λ_k). */
+static int sweep_layout(const replica_set *rs, exchange_layout *l, dm_error *err)
+{
+    int R = rs->n_replicas;
+    if (layout_alloc(l, R, 1, 1, err)) return -1;
+    l->first[0] = 0;
+    l->size[0] = R;
+    for (int r = 0; r < R; r++) {
+        l->group_of[r] = 0;
+        l->ladder[r] = rs->states[r].temperature;
+        l->lambda[r] = rs->states[r].lambda;
+    }
+    return 0;
+}
+
 int replica_set_exchange_layout(const run_config *cfg, const replica_set *rs, exchange_layout *l,
                                 dm_error *err)
 {
     memset(l, 0, sizeof *l);
+    if (cfg->alchemical.mode != ALCHEMICAL_NONE && cfg->alchemical.exchange_interval > 0)
+        return sweep_layout(rs, l, err);
     int R = rs->n_replicas, n_groups = 0;
     for (int sys = 0; sys < cfg->n_systems; sys++)
         if (cfg->systems[sys].n_rungs > 0) n_groups += cfg->systems[sys].groups;
-    l->n_replicas = R;
-    l->n_groups = n_groups;
-    l->first = malloc(sizeof(int) * (n_groups + 1));
-    l->size = malloc(sizeof(int) * (n_groups + 1));
-    l->group_of = malloc(sizeof(int) * (R + 1));
-    l->ladder = malloc(sizeof(double) * (R + 1));
-    if (!l->first || !l->size || !l->group_of || !l->ladder) {
-        exchange_layout_free(l);
-        return dm_fail(err, "out of memory");
-    }
+    if (layout_alloc(l, R, n_groups, 0, err)) return -1;
     int r = 0, g = 0;
     for (int sys = 0; sys < cfg->n_systems; sys++) {
         const system_spec *s = &cfg->systems[sys];

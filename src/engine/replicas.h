@@ -9,9 +9,10 @@
 #include "exchange.h"
 #include "run_config.h"
 
-/* What distinguishes the replicas' ensembles (λ joins later). */
+/* What distinguishes the replicas' ensembles. */
 typedef struct thermo_state {
     double temperature; /* K */
+    double lambda;      /* λ of the Hamiltonian U_0 + λ ΔU (0 outside a sweep) */
 } thermo_state;
 
 typedef struct replica_set {
@@ -26,7 +27,9 @@ typedef struct replica_set {
 
 int replica_set_build(const run_config *cfg, replica_set *rs, dm_error *err);
 void replica_set_free(replica_set *rs);
-/* The exchange groups of the run (n_groups = 0 without replica exchange). */
+/* The exchange groups of the run (n_groups = 0 without replica exchange):
+ * temperature ladders, or the windows of a λ sweep with exchange (one group,
+ * states (T, λ_k); layout lambda set). */
 int replica_set_exchange_layout(const run_config *cfg, const replica_set *rs, exchange_layout *l,
                                 dm_error *err);
 

@@ -1,20 +1,27 @@
 /* run.c — the main loop of `distilmd run`.
  *
- *   load model, build replicas, pick the platform's dynamics
+ *   build replicas, load the model(s) into the hamiltonian, pick the
+ *   platform's dynamics
  *   initial velocities (Maxwell-Boltzmann) or a checkpoint's state
  *   forces at the start
  *   until the last step:
  *       advance every replica to the next event on the platform
  *       event: H5MD frame | checkpoint | COM-motion removal | progress line
  *   final checkpoint and output flushed; SIGINT/SIGTERM end the loop early
- *   with a checkpoint, so that `--restart` continues exactly. */
+ *   with a checkpoint, so that `--restart` continues exactly.
+ * A λ sweep (cfg->alchemical) is a run whose replicas are the λ windows:
+ * each replica has its λ, exchanges (when configured) move the windows
+ * between replicas, and every frame records each replica's window, ΔU and
+ * reduced potential in every window. */
 #include "run.h"
 
 #include "dynamics.h"
 #include "hamiltonian.h"
 #include "progress.h"
 #include "replicas.h"
+#include "run_hamiltonian.h"
 #include "../integrators/integrators.h"
+#include "../integrators/units.h"
 #include "../io/checkpoint.h"
 #include "../io/h5md.h"
 
@@ -36,8 +43,7 @@ static void on_stop_signal(int sig)
 
 typedef struct run {
     const run_config *cfg;
-    painn_model model;
-    hamiltonian hamiltonian;
+    run_hamiltonian hamiltonian;
     replica_set replicas;
     const dynamics_ops *dyn;
     void *dyn_impl;
@@ -50,6 +56,12 @@ typedef struct run {
     fire_state *fire_state;
     exchange_layout exchange;    /* n_groups = 0: no replica exchange */
     exchange_record record;      /* host copy, refreshed at output and checkpoints */
+    long exchange_interval;      /* steps between exchange attempts (with groups) */
+    /* λ sweep (sweep = 1): host copies, refreshed at output and checkpoints */
+    int sweep;
+    double *lambda, *u0, *du;    /* [R] per replica */
+    int64_t *window;             /* [R] the window each replica is in */
+    double *reduced;             /* [R * K]: (U_0 + λ_l ΔU) / (k_B T_l) for window l */
 } run;
 
 /* ---- setup ---- */
@@ -74,8 +86,14 @@ static int alloc_buffers(run *r, dm_error *err)
     r->thermostat_T = calloc(R + 1, sizeof(double));
     r->dof = calloc(R + 1, sizeof(int));
     r->fire_state = calloc(R + 1, sizeof(fire_state));
+    r->lambda = calloc(R + 1, sizeof(double));
+    r->u0 = calloc(R + 1, sizeof(double));
+    r->du = calloc(R + 1, sizeof(double));
+    r->window = calloc(R + 1, sizeof(int64_t));
+    r->reduced = calloc(r->sweep ? R * R + 1 : 1, sizeof(double)); /* K = R windows */
     if (!r->x || !r->v || !r->f || !r->epot || !r->ekin || !r->temperature || !r->thermostat_T ||
-        !r->dof || !r->fire_state)
+        !r->dof || !r->fire_state || !r->lambda || !r->u0 || !r->du || !r->window ||
+        (r->sweep && !r->reduced))
         return dm_fail(err, "out of memory for %zu atoms", n);
     return 0;
 }
@@ -122,6 +140,7 @@ static int checkpoint_entries(run *r, checkpoint_entry *e, int64_t *scalars, dou
     e[k++] = (checkpoint_entry){"temperatures", CHECKPOINT_F64, R, r->thermostat_T};
     e[k++] = (checkpoint_entry){"fire_real", CHECKPOINT_F64, 2 * R, fire_real};
     e[k++] = (checkpoint_entry){"fire_int", CHECKPOINT_I64, 2 * R, fire_int};
+    if (r->sweep) e[k++] = (checkpoint_entry){"lambdas", CHECKPOINT_F64, R, r->lambda};
     if (r->exchange.n_groups == 0) return k;
     e[k++] = (checkpoint_entry){"exchange_state_of_replica", CHECKPOINT_I64, R, x->state_of_replica};
     e[k++] = (checkpoint_entry){"exchange_replica_of_state", CHECKPOINT_I64, R, x->replica_of_state};
@@ -133,9 +152,11 @@ static int checkpoint_entries(run *r, checkpoint_entry *e, int64_t *scalars, dou
     return k;
 }
 
-/* The platform's exchange record and thermostat temperatures, on the host. */
+/* The platform's exchange record and thermostat temperatures, and in a
+ * sweep each replica's λ, U_0 and ΔU, on the host. */
 static int fetch_exchange(run *r, dm_error *err)
 {
+    if (r->sweep && r->dyn->get_lambdas(r->dyn_impl, r->lambda, r->u0, r->du, err)) return -1;
     if (r->exchange.n_groups == 0) return 0;
     return r->dyn->get_exchange(r->dyn_impl, &r->record, r->thermostat_T, err);
 }
@@ -204,8 +225,10 @@ static int initial_state(run *r, const run_options *opt, dm_error *err)
 {
     const run_config *c = r->cfg;
     const molecule_batch *b = &r->replicas.topology;
-    for (int k = 0; k < r->replicas.n_replicas; k++)
+    for (int k = 0; k < r->replicas.n_replicas; k++) {
         r->thermostat_T[k] = r->replicas.states[k].temperature;
+        r->lambda[k] = r->replicas.states[k].lambda;
+    }
     if (opt->restart) {
         if (read_checkpoint(r, opt->restart, err)) return -1;
     } else {
@@ -223,6 +246,7 @@ static int initial_state(run *r, const run_options *opt, dm_error *err)
     if (r->dyn->set_positions(r->dyn_impl, r->x, err)) return -1;
     if (r->dyn->set_velocities(r->dyn_impl, r->v, err)) return -1;
     if (r->dyn->set_temperatures(r->dyn_impl, r->thermostat_T, err)) return -1;
+    if (r->sweep && r->dyn->set_lambdas(r->dyn_impl, r->lambda, err)) return -1;
     if (r->exchange.n_groups > 0 &&
         r->dyn->setup_exchange(r->dyn_impl, &r->exchange, &r->record, err))
         return -1;
@@ -233,9 +257,40 @@ static int initial_state(run *r, const run_options *opt, dm_error *err)
  * replica holds (state - first state of its group; -1 outside every group)
  * and its thermostat temperature. */
 static const h5md_series_spec EXCHANGE_SERIES[2] = {
-    {"replica_state", NULL, H5MD_INT64},
-    {"thermostat_temperature", "K", H5MD_FLOAT64},
+    {"replica_state", NULL, H5MD_INT64, 1},
+    {"thermostat_temperature", "K", H5MD_FLOAT64, 1},
 };
+
+/* λ sweep output (docs/config.md), K windows: at every frame the window each
+ * replica is in, its ΔU = dU_λ/dλ, and its reduced potential in every window
+ * l, (U_0 + λ_l ΔU) / (k_B T_l) (value [F][R][K]). */
+static int sweep_series(const run *r, h5md_series_spec *out)
+{
+    out[0] = (h5md_series_spec){"window", NULL, H5MD_INT64, 1};
+    out[1] = (h5md_series_spec){"dU_dlambda", "eV", H5MD_FLOAT64, 1};
+    out[2] = (h5md_series_spec){"reduced_potential", NULL, H5MD_FLOAT64, r->replicas.n_replicas};
+    return 3;
+}
+
+/* /parameters/lambda: lambdas [K] and temperature [K] (K) of the windows. */
+static int write_lambda_parameters(run *r, dm_error *err)
+{
+    long K = r->replicas.n_replicas;
+    double *lambdas = malloc(sizeof(double) * (2 * K + 1));
+    if (!lambdas) return dm_fail(err, "out of memory");
+    double *T = lambdas + K;
+    for (long l = 0; l < K; l++) {
+        lambdas[l] = r->replicas.states[l].lambda;
+        T[l] = r->replicas.states[l].temperature;
+    }
+    h5md_fixed d[] = {
+        {"lambdas", NULL, H5MD_FLOAT64, 1, {K, 0}, lambdas},
+        {"temperature", "K", H5MD_FLOAT64, 1, {K, 0}, T},
+    };
+    int rc = h5md_write_parameters(r->out, "lambda", d, 2, err);
+    free(lambdas);
+    return rc;
+}
 
 /* /parameters/replica_exchange from r->record: ladder [R], group_first and
  * group_size [G], attempts, accepts, acceptance = accepts / attempts (NaN
@@ -261,6 +316,7 @@ static int write_exchange_statistics(run *r, dm_error *err)
     }
     h5md_fixed d[] = {
         {"ladder", "K", H5MD_FLOAT64, 1, {R, 0}, l->ladder},
+        {"lambda", NULL, H5MD_FLOAT64, 1, {R, 0}, l->lambda}, /* dropped without λ */
         {"group_first", NULL, H5MD_INT64, 1, {G, 0}, groups},
         {"group_size", NULL, H5MD_INT64, 1, {G, 0}, groups + G},
         {"attempts", NULL, H5MD_INT64, 1, {R, 0}, x->attempts},
@@ -269,7 +325,12 @@ static int write_exchange_statistics(run *r, dm_error *err)
         {"round_trips", NULL, H5MD_INT64, 1, {R, 0}, x->round_trips},
         {"occupancy", NULL, H5MD_INT64, 2, {R, x->max_size}, x->occupancy},
     };
-    int rc = h5md_write_parameters(r->out, "replica_exchange", d, sizeof d / sizeof *d, err);
+    int n = sizeof d / sizeof *d;
+    if (!l->lambda) { /* states without λ: no lambda dataset */
+        memmove(&d[1], &d[2], sizeof *d * (size_t)(n - 2));
+        n--;
+    }
+    int rc = h5md_write_parameters(r->out, "replica_exchange", d, n, err);
     free(acceptance);
     free(groups);
     return rc;
@@ -283,6 +344,13 @@ static int open_output(run *r, const run_options *opt, dm_error *err)
     if (!n_atoms) return dm_fail(err, "out of memory");
     for (int k = 0; k < r->replicas.n_replicas; k++)
         n_atoms[k] = r->replicas.topology.offset[k + 1] - r->replicas.topology.offset[k];
+    h5md_series_spec extra[5];
+    int n_extra = 0;
+    if (r->exchange.n_groups > 0) {
+        memcpy(extra, EXCHANGE_SERIES, sizeof EXCHANGE_SERIES);
+        n_extra = 2;
+    }
+    if (r->sweep) n_extra += sweep_series(r, extra + n_extra);
     h5md_layout layout = {.n_replicas = r->replicas.n_replicas,
                           .n_atoms = n_atoms,
                           .species = r->replicas.topology.species,
@@ -290,12 +358,13 @@ static int open_output(run *r, const run_options *opt, dm_error *err)
                           .write_velocity = c->output.velocity,
                           .write_force = c->output.force,
                           .author = getenv("USER"),
-                          .n_extra = r->exchange.n_groups > 0 ? 2 : 0,
-                          .extra = EXCHANGE_SERIES};
+                          .n_extra = n_extra,
+                          .extra = extra};
     int rc = opt->restart ? h5md_open_append(&r->out, c->output.file, &layout, r->step, err)
                           : h5md_create(&r->out, c->output.file, &layout, err);
     free(n_atoms);
     if (rc == 0 && r->exchange.n_groups > 0) rc = write_exchange_statistics(r, err);
+    if (rc == 0 && r->sweep) rc = write_lambda_parameters(r, err);
     return rc;
 }
 
@@ -317,6 +386,21 @@ static int64_t *exchange_rungs(const run *r, dm_error *err)
     return rung;
 }
 
+/* The sweep's observables from the host copies of λ, U_0, ΔU and the record:
+ * window[r], and reduced[r * K + l] = (U_0,r + λ_l ΔU_r) / (k_B T_l). */
+static void sweep_observables(run *r)
+{
+    int K = r->replicas.n_replicas;
+    for (int k = 0; k < K; k++) {
+        r->window[k] = r->exchange.n_groups > 0 ? r->record.state_of_replica[k] : k;
+        for (int l = 0; l < K; l++) {
+            const thermo_state *w = &r->replicas.states[l];
+            r->reduced[(size_t)k * K + l] =
+                (r->u0[k] + w->lambda * r->du[k]) / (BOLTZMANN_EV_PER_K * w->temperature);
+        }
+    }
+}
+
 static int write_frame(run *r, dm_error *err)
 {
     const run_config *c = r->cfg;
@@ -324,10 +408,20 @@ static int write_frame(run *r, dm_error *err)
     for (int k = 0; k < r->replicas.n_replicas; k++)
         r->temperature[k] = temperature_of(r->ekin[k], r->dof[k]);
     int64_t *rung = NULL;
-    const void *extra[2] = {NULL, r->thermostat_T};
-    if (r->exchange.n_groups > 0 && (fetch_exchange(r, err) || !(rung = exchange_rungs(r, err))))
-        return -1;
-    extra[0] = rung;
+    const void *extra[5];
+    int n_extra = 0;
+    if (fetch_exchange(r, err)) return -1;
+    if (r->exchange.n_groups > 0) {
+        if (!(rung = exchange_rungs(r, err))) return -1;
+        extra[n_extra++] = rung;
+        extra[n_extra++] = r->thermostat_T;
+    }
+    if (r->sweep) {
+        sweep_observables(r);
+        extra[n_extra++] = r->window;
+        extra[n_extra++] = r->du;
+        extra[n_extra++] = r->reduced;
+    }
     h5md_frame fr = {.step = r->step,
                      .time_fs = r->step * c->integrator.timestep_fs,
                      .positions = r->x,
@@ -378,7 +472,7 @@ static long next_chunk(const run *r)
     long events[] = {until_next(r->step, c->output.file[0] ? c->output.interval : 0),
                      until_next(r->step, c->checkpoint.file[0] ? c->checkpoint.interval : 0),
                      until_next(r->step, c->remove_com_interval),
-                     until_next(r->step, r->exchange.n_groups ? c->replica_exchange.interval : 0),
+                     until_next(r->step, r->exchange.n_groups ? r->exchange_interval : 0),
                      until_next(r->step, c->progress_interval > 0 ? c->progress_interval : 100)};
     for (size_t k = 0; k < sizeof events / sizeof *events; k++)
         if (events[k] > 0 && events[k] < n) n = events[k];
@@ -388,7 +482,7 @@ static long next_chunk(const run *r)
 static int on_events(run *r, dm_error *err)
 {
     const run_config *c = r->cfg;
-    long every = c->replica_exchange.interval;
+    long every = r->exchange_interval;
     if (r->exchange.n_groups > 0 && r->step % every == 0 &&
         r->dyn->exchange(r->dyn_impl, (uint64_t)(r->step / every), c->seed, err))
         return -1;
@@ -444,7 +538,7 @@ static void run_free(run *r)
     if (r->out) h5md_close(r->out, &ignored);
     if (r->dyn_impl) r->dyn->destroy(r->dyn_impl);
     replica_set_free(&r->replicas);
-    painn_model_free(&r->model);
+    run_hamiltonian_free(&r->hamiltonian);
     free(r->x);
     free(r->v);
     free(r->f);
@@ -454,26 +548,35 @@ static void run_free(run *r)
     free(r->thermostat_T);
     free(r->dof);
     free(r->fire_state);
+    free(r->lambda);
+    free(r->u0);
+    free(r->du);
+    free(r->window);
+    free(r->reduced);
     exchange_record_free(&r->record);
     exchange_layout_free(&r->exchange);
 }
 
 int run_simulation(const run_config *cfg, const run_options *opt, run_summary *sum, dm_error *err)
 {
-    run r = {.cfg = cfg};
+    run r = {.cfg = cfg, .sweep = cfg->alchemical.mode != ALCHEMICAL_NONE};
+    r.exchange_interval =
+        r.sweep ? cfg->alchemical.exchange_interval : cfg->replica_exchange.interval;
     memset(sum, 0, sizeof *sum);
-    int rc = painn_model_load(cfg->model, &r.model, err);
-    if (rc == 0) rc = replica_set_build(cfg, &r.replicas, err);
+    int rc = replica_set_build(cfg, &r.replicas, err);
+    if (rc == 0) rc = run_hamiltonian_build(cfg, &r.replicas, &r.hamiltonian, err);
     if (rc == 0) rc = (r.dyn = pick_dynamics(cfg->platform, err)) ? 0 : -1;
+    if (rc == 0 && r.sweep && (!r.dyn->set_lambdas || !r.dyn->get_lambdas))
+        rc = dm_fail(err, "platform '%s' cannot run λ sweeps in this build", r.dyn->platform);
     if (rc == 0) rc = alloc_buffers(&r, err);
     if (rc == 0) rc = replica_set_exchange_layout(cfg, &r.replicas, &r.exchange, err);
     if (rc == 0 && exchange_record_alloc(&r.record, &r.exchange)) rc = dm_fail(err, "out of memory");
     if (rc == 0) {
         sum->platform = r.dyn->platform;
-        r.hamiltonian.model = &r.model;
         count_dof(&r);
         init_fire(&r);
-        rc = r.dyn->create(&r.dyn_impl, &r.hamiltonian, &r.replicas.topology, r.replicas.masses, err);
+        rc = r.dyn->create(&r.dyn_impl, &r.hamiltonian.h, &r.replicas.topology, r.replicas.masses,
+                           err);
     }
     if (rc == 0) rc = initial_state(&r, opt, err);
     if (rc == 0) rc = open_output(&r, opt, err);

@@ -14,6 +14,21 @@ typedef enum integrator_kind {
     INTEGRATOR_FIRE      /* FIRE energy minimisation */
 } integrator_kind;
 
+typedef enum alchemical_mode {
+    ALCHEMICAL_NONE,        /* a plain run */
+    ALCHEMICAL_INTERPOLATE, /* U_λ = (1 - λ) U_A + λ U_B */
+    ALCHEMICAL_DECOUPLE     /* U_λ = U(solute) + U(rest) + λ [U(all) - U(solute) - U(rest)] */
+} alchemical_mode;
+
+/* An end state of `interpolate`: a model, or a harmonic restraint
+ * Σ_i k/2 |x_i - x0_i|^2 to the positions x0 of a reference structure. */
+typedef struct alchemical_endpoint {
+    int harmonic;                     /* 0: model */
+    char model[CONFIG_PATH_MAX];      /* .onnx file (resolved path) */
+    double k;                         /* eV/Å^2 */
+    char structure[CONFIG_PATH_MAX];  /* XYZ file (resolved); its first frame is x0 */
+} alchemical_endpoint;
+
 /* One entry of `systems:`: a structure file and the replicas made of it.
  *   plain:            n_frames * copies replicas; replica (f, c) starts from
  *                     frame `frame + f` with temperature temperatures[c]
@@ -36,7 +51,8 @@ typedef struct system_spec {
 
 typedef struct run_config {
     char source[CONFIG_PATH_MAX];    /* the YAML file this came from */
-    char model[CONFIG_PATH_MAX];     /* .onnx file (resolved path) */
+    char model[CONFIG_PATH_MAX];     /* .onnx file (resolved path); "" for an
+                                        interpolate sweep (its end states name theirs) */
     char platform[32];               /* reference | cuda | auto (default auto) */
     unsigned long long seed;         /* default 1 */
     long steps;                      /* MD steps, or FIRE iterations at most */
@@ -75,6 +91,28 @@ typedef struct run_config {
     struct {
         long interval;               /* steps between exchange attempts; 0: no exchange */
     } replica_exchange;
+
+    /* A λ-window sweep (mode != NONE): systems[0] is the only system and has
+     * copies = n_lambdas, one replica per window (replica k starts in window
+     * k, at λ = lambdas[k], at integrator.temperature). */
+    struct {
+        alchemical_mode mode;
+        alchemical_endpoint a, b;    /* interpolate */
+        int n_solute;                /* decouple: the solute's atoms (0-based, */
+        int *solute;                 /* distinct, increasing), [n_solute] */
+        int n_lambdas;
+        double *lambdas;             /* [n_lambdas], 0 <= λ <= 1, increasing */
+        long exchange_interval;      /* Hamiltonian exchange between neighbouring
+                                        windows every N steps; 0: none */
+    } alchemical;
+
+    /* A flat-bottom spherical restraint on every atom of every replica
+     * (hamiltonian.h, TERM_FLAT_BOTTOM) about the replica's initial centroid. */
+    struct {
+        int set;
+        double k;                    /* eV/Å^2 */
+        double radius;               /* Å */
+    } restraint;
 
     long progress_interval;          /* steps between status lines (default: ~1 s) */
 } run_config;

@@ -30,11 +30,13 @@ void fire_update(const molecule_batch *b, int r, const double *forces,
                  const fire_params *p, fire_state *s, double *v, double *x);
 /* max |F_i,c| over replica r */
 double max_force_component(const molecule_batch *b, int r, const double *forces);
-/* One round of exchange attempts (engine/exchange.h): updates the record,
- * the replicas' thermostat temperatures and (rescaling) their velocities. */
-void exchange_attempt(const exchange_layout *l, exchange_record *x, const double *epot,
-                      uint64_t attempt, uint64_t seed, const molecule_batch *b,
-                      double *temperatures, double *v);
+/* One round of exchange attempts (engine/exchange.h) from each replica's
+ * U_0 and ΔU: updates the record, the replicas' thermostat temperatures and
+ * λ (their energies and forces are the caller's to recombine), and
+ * (rescaling) their velocities. */
+void exchange_attempt(const exchange_layout *l, exchange_record *x, const double *u0,
+                      const double *du, uint64_t attempt, uint64_t seed, const molecule_batch *b,
+                      double *temperatures, double *lambdas, double *v);
 /* T = 2 E_kin / (dof k_B); 0 when dof = 0. */
 double temperature_of(double ekin, int dof);
 

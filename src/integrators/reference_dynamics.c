@@ -1,5 +1,8 @@
 /* reference_dynamics.c — the reference platform's dynamics: host arrays in
- * float64, the reference model for forces, the integrators of this folder. */
+ * float64, the reference model for forces, the integrators of this folder.
+ * A force evaluation keeps the λ-independent and λ-linear parts (U_0, ΔU per
+ * replica; F_0, F_1 per atom), so that a new λ (set_lambdas, a Hamiltonian
+ * exchange) gives U_λ = U_0 + λ ΔU and F_λ = F_0 + λ F_1 without one. */
 #include "integrators.h"
 
 #include <stdlib.h>
@@ -8,8 +11,10 @@
 typedef struct reference_dynamics {
     const hamiltonian *h;
     molecule_batch b;  /* topology and positions */
-    double *masses, *v, *forces, *epot;
+    double *masses, *v, *forces, *epot;  /* forces and epot at each replica's λ */
+    double *u0, *du, *f0, *f1;           /* the parts of the last force evaluation */
     double *temperatures;            /* thermostat, per replica */
+    double *lambdas;                 /* per replica */
     const exchange_layout *exchange; /* NULL without replica exchange */
     exchange_record record;
 } reference_dynamics;
@@ -23,7 +28,12 @@ static void ref_destroy(void *impl)
     free(d->v);
     free(d->forces);
     free(d->epot);
+    free(d->u0);
+    free(d->du);
+    free(d->f0);
+    free(d->f1);
     free(d->temperatures);
+    free(d->lambdas);
     exchange_record_free(&d->record);
     free(d);
 }
@@ -52,12 +62,22 @@ static int ref_create(void **impl, const hamiltonian *h, const molecule_batch *t
     d->v = calloc(n3 + 1, sizeof(double));
     d->forces = calloc(n3 + 1, sizeof(double));
     d->epot = calloc(d->b.n_molecules + 1, sizeof(double));
+    d->u0 = calloc(d->b.n_molecules + 1, sizeof(double));
+    d->du = calloc(d->b.n_molecules + 1, sizeof(double));
+    d->f0 = calloc(n3 + 1, sizeof(double));
+    d->f1 = calloc(n3 + 1, sizeof(double));
     d->temperatures = calloc(d->b.n_molecules + 1, sizeof(double));
-    if (!d->masses || !d->v || !d->forces || !d->epot || !d->temperatures) {
+    d->lambdas = calloc(d->b.n_molecules + 1, sizeof(double));
+    if (!d->masses || !d->v || !d->forces || !d->epot || !d->u0 || !d->du || !d->f0 || !d->f1 ||
+        !d->temperatures || !d->lambdas) {
         ref_destroy(d);
         return dm_fail(err, "out of memory");
     }
     memcpy(d->masses, masses, sizeof(double) * d->b.n_atoms);
+    if (hamiltonian_check(h, &d->b, err)) {
+        ref_destroy(d);
+        return -1;
+    }
     *impl = d;
     return 0;
 }
@@ -86,10 +106,28 @@ static int ref_set_temperatures(void *impl, const double *T, dm_error *err)
     return 0;
 }
 
+/* energies and forces at each replica's λ from the stored parts */
+static void combine(reference_dynamics *d)
+{
+    hamiltonian_combine(&d->b, d->lambdas, d->u0, d->du, d->f0, d->f1, d->epot, d->forces);
+}
+
+static int ref_set_lambdas(void *impl, const double *lambdas, dm_error *err)
+{
+    (void)err;
+    reference_dynamics *d = impl;
+    memcpy(d->lambdas, lambdas, sizeof(double) * d->b.n_molecules);
+    combine(d);
+    return 0;
+}
+
 static int ref_compute_forces(void *impl, dm_error *err)
 {
     reference_dynamics *d = impl;
-    return hamiltonian_reference_compute(d->h, &d->b, d->b.positions, d->epot, d->forces, err);
+    if (hamiltonian_reference_compute(d->h, &d->b, d->b.positions, d->u0, d->du, d->f0, d->f1, err))
+        return -1;
+    combine(d);
+    return 0;
 }
 
 /* B A A B with the force call in the middle: velocity Verlet */
@@ -148,7 +186,9 @@ static int ref_exchange(void *impl, uint64_t attempt, uint64_t seed, dm_error *e
 {
     reference_dynamics *d = impl;
     if (!d->exchange) return dm_fail(err, "replica exchange was not set up");
-    exchange_attempt(d->exchange, &d->record, d->epot, attempt, seed, &d->b, d->temperatures, d->v);
+    exchange_attempt(d->exchange, &d->record, d->u0, d->du, attempt, seed, &d->b, d->temperatures,
+                     d->lambdas, d->v);
+    combine(d);
     return 0;
 }
 
@@ -183,12 +223,24 @@ static int ref_get_state(void *impl, double *x, double *v, double *forces, doubl
     return 0;
 }
 
+static int ref_get_lambdas(void *impl, double *lambdas, double *u0, double *du, dm_error *err)
+{
+    (void)err;
+    reference_dynamics *d = impl;
+    size_t R = sizeof(double) * d->b.n_molecules;
+    if (lambdas) memcpy(lambdas, d->lambdas, R);
+    if (u0) memcpy(u0, d->u0, R);
+    if (du) memcpy(du, d->du, R);
+    return 0;
+}
+
 const dynamics_ops dynamics_reference = {
     .platform = "reference",
     .create = ref_create,
     .set_positions = ref_set_positions,
     .set_velocities = ref_set_velocities,
     .set_temperatures = ref_set_temperatures,
+    .set_lambdas = ref_set_lambdas,
     .compute_forces = ref_compute_forces,
     .verlet = ref_verlet,
     .langevin = ref_langevin,
@@ -198,5 +250,6 @@ const dynamics_ops dynamics_reference = {
     .get_exchange = ref_get_exchange,
     .remove_com_motion = ref_remove_com_motion,
     .get_state = ref_get_state,
+    .get_lambdas = ref_get_lambdas,
     .destroy = ref_destroy,
 };

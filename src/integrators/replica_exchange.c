@@ -1,5 +1,9 @@
 /* replica_exchange.c — one round of exchange attempts on the host (the
- * reference; src/cuda/ does the same on the GPU). See engine/exchange.h. */
+ * reference; src/cuda/ does the same on the GPU). See engine/exchange.h:
+ * states (T_s, λ_s); replicas i in s and j in t = s+1 swap with probability
+ * min(1, exp(-Δ)), Δ = u_s(x_j) + u_t(x_i) - u_s(x_i) - u_t(x_j),
+ * u_s(x) = (U_0(x) + λ_s ΔU(x)) / (k_B T_s); velocities scaled by
+ * sqrt(T_new/T_old). */
 #include "integrators.h"
 #include "units.h"
 #include "../core/philox.h"
@@ -60,6 +64,7 @@ void exchange_layout_free(exchange_layout *l)
     free(l->size);
     free(l->group_of);
     free(l->ladder);
+    free(l->lambda);
     memset(l, 0, sizeof *l);
 }
 
@@ -93,18 +98,31 @@ static void record_visits(const exchange_layout *l, exchange_record *x)
     }
 }
 
-void exchange_attempt(const exchange_layout *l, exchange_record *x, const double *epot,
-                      uint64_t attempt, uint64_t seed, const molecule_batch *b,
-                      double *temperatures, double *v)
+/* log of the acceptance probability, -Δ (engine/exchange.h), of replicas i
+ * (in state s) and j (in state t) swapping states. */
+static double exchange_log_acceptance(const exchange_layout *l, int s, int t, int i, int j,
+                                      const double *u0, const double *du, const double *lambdas)
+{
+    double beta_s = 1.0 / (BOLTZMANN_EV_PER_K * l->ladder[s]);
+    double beta_t = 1.0 / (BOLTZMANN_EV_PER_K * l->ladder[t]);
+    if (!l->lambda) {
+        double u_i = u0[i] + lambdas[i] * du[i], u_j = u0[j] + lambdas[j] * du[j];
+        return (beta_s - beta_t) * (u_i - u_j);
+    }
+    return (beta_s - beta_t) * (u0[i] - u0[j]) +
+           (beta_s * l->lambda[s] - beta_t * l->lambda[t]) * (du[i] - du[j]);
+}
+
+void exchange_attempt(const exchange_layout *l, exchange_record *x, const double *u0,
+                      const double *du, uint64_t attempt, uint64_t seed, const molecule_batch *b,
+                      double *temperatures, double *lambdas, double *v)
 {
     for (int g = 0; g < l->n_groups; g++) {
         for (int s = l->first[g] + (int)(attempt % 2); s + 1 < l->first[g] + l->size[g]; s += 2) {
             int i = (int)x->replica_of_state[s], j = (int)x->replica_of_state[s + 1];
-            double beta_s = 1.0 / (BOLTZMANN_EV_PER_K * l->ladder[s]);
-            double beta_t = 1.0 / (BOLTZMANN_EV_PER_K * l->ladder[s + 1]);
-            double delta = (beta_s - beta_t) * (epot[i] - epot[j]);
+            double log_p = exchange_log_acceptance(l, s, s + 1, i, j, u0, du, lambdas);
             x->attempts[s]++;
-            if (delta < 0 && exchange_uniform(seed, s, attempt) >= exp(delta)) continue;
+            if (log_p < 0 && exchange_uniform(seed, s, attempt) >= exp(log_p)) continue;
             x->accepts[s]++;
             x->replica_of_state[s] = j;
             x->replica_of_state[s + 1] = i;
@@ -114,9 +132,24 @@ void exchange_attempt(const exchange_layout *l, exchange_record *x, const double
             scale_velocities(b, j, sqrt(l->ladder[s] / l->ladder[s + 1]), v);
         }
     }
-    for (int r = 0; r < l->n_replicas; r++)
-        if (l->group_of[r] >= 0) temperatures[r] = l->ladder[x->state_of_replica[r]];
+    for (int r = 0; r < l->n_replicas; r++) {
+        if (l->group_of[r] < 0) continue;
+        temperatures[r] = l->ladder[x->state_of_replica[r]];
+        if (l->lambda) lambdas[r] = l->lambda[x->state_of_replica[r]];
+    }
     record_visits(l, x);
+}
+
+/* "  300.00 - 345.00 K" or "  λ 0.100 - 0.200" (a pair of states) */
+static void print_pair(FILE *f, const exchange_layout *l, int s)
+{
+    if (l->lambda && l->ladder[s] == l->ladder[s + 1])
+        fprintf(f, "  λ %6.4f - %-6.4f  ", l->lambda[s], l->lambda[s + 1]);
+    else if (l->lambda)
+        fprintf(f, "  %7.2f K λ %.4f - %7.2f K λ %.4f  ", l->ladder[s], l->lambda[s],
+                l->ladder[s + 1], l->lambda[s + 1]);
+    else
+        fprintf(f, "  %7.2f - %-7.2f  ", l->ladder[s], l->ladder[s + 1]);
 }
 
 void exchange_print_summary(FILE *f, const exchange_layout *l, const exchange_record *x)
@@ -124,11 +157,12 @@ void exchange_print_summary(FILE *f, const exchange_layout *l, const exchange_re
     for (int g = 0; g < l->n_groups; g++) {
         int s0 = l->first[g], n = l->size[g];
         fprintf(f, "replica exchange, group %d (replicas %d..%d):\n", g, s0, s0 + n - 1);
-        fprintf(f, "  pair (K)             attempts  accepted  acceptance\n");
-        for (int s = s0; s + 1 < s0 + n; s++)
-            fprintf(f, "  %7.2f - %-7.2f  %9lld %9lld  %10.3f\n", l->ladder[s], l->ladder[s + 1],
-                    (long long)x->attempts[s], (long long)x->accepts[s],
+        fprintf(f, "  pair of states       attempts  accepted  acceptance\n");
+        for (int s = s0; s + 1 < s0 + n; s++) {
+            print_pair(f, l, s);
+            fprintf(f, "%9lld %9lld  %10.3f\n", (long long)x->attempts[s], (long long)x->accepts[s],
                     x->attempts[s] ? (double)x->accepts[s] / (double)x->attempts[s] : 0.0);
+        }
         int64_t trips = 0;
         for (int r = s0; r < s0 + n; r++) trips += x->round_trips[r];
         fprintf(f, "  round trips (lowest -> highest -> lowest rung): %lld in total\n", (long long)trips);

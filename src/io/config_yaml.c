@@ -19,7 +19,12 @@
  * copies/temperature/frames, needs the langevin integrator and the
  * top-level `replica_exchange`; `groups` needs `ladder`; `replica_exchange`
  * needs at least one ladder. `frames: all` reads the structure file to
- * count its frames. */
+ * count its frames. A λ sweep (`alchemical`) has exactly one system without
+ * copies/temperature/ladder/groups/frames (its replicas are the windows:
+ * copies is set to the number of windows), needs the langevin integrator,
+ * and takes the top-level `model` for decouple but not for interpolate
+ * (each end state names its own); `alchemical.solute` reads the structure
+ * file to check the atom indices. */
 #define _XOPEN_SOURCE 700 /* realpath, PATH_MAX */
 
 #include "../engine/run_config.h"
@@ -55,6 +60,8 @@ static const char *const TOP_KEYS[] = {"model",
                                        "checkpoint",
                                        "progress_interval",
                                        "replica_exchange",
+                                       "alchemical",
+                                       "restraint",
                                        NULL};
 static const char *const SYSTEM_KEYS[] = {"structure", "frame",  "frames", "copies",
                                           "temperature", "ladder", "groups", NULL};
@@ -65,10 +72,18 @@ static const char *const VELOCITY_KEYS[] = {"temperature", NULL};
 static const char *const OUTPUT_KEYS[] = {"file", "interval", "fields", "flush_interval", NULL};
 static const char *const CHECKPOINT_KEYS[] = {"file", "interval", NULL};
 static const char *const REPLICA_EXCHANGE_KEYS[] = {"interval", NULL};
+static const char *const ALCHEMICAL_KEYS[] = {"mode",    "a",       "b", "solute",
+                                              "lambdas", "exchange_interval", NULL};
+static const char *const ENDPOINT_KEYS[] = {"model", "harmonic", NULL};
+static const char *const HARMONIC_KEYS[] = {"k", "structure", NULL};
+static const char *const LAMBDA_COUNT_KEYS[] = {"count", NULL};
+static const char *const SOLUTE_RANGE_KEYS[] = {"first", "count", NULL};
+static const char *const RESTRAINT_KEYS[] = {"k", "radius", NULL};
 
 static const char *const INTEGRATOR_TYPES[] = {"verlet", "langevin", "fire", NULL};
 static const char *const PLATFORMS[] = {"auto", "reference", "cuda", NULL};
 static const char *const OUTPUT_FIELDS[] = {"position", "velocity", "force", NULL};
+static const char *const ALCHEMICAL_MODES[] = {"interpolate", "decouple", NULL};
 
 /* Every level, so that a key written at the wrong level can be placed. */
 typedef struct key_level {
@@ -85,6 +100,12 @@ static const key_level KEY_LEVELS[] = {
     {"output", OUTPUT_KEYS},
     {"checkpoint", CHECKPOINT_KEYS},
     {"replica_exchange", REPLICA_EXCHANGE_KEYS},
+    {"alchemical", ALCHEMICAL_KEYS},
+    {"alchemical.a / alchemical.b", ENDPOINT_KEYS},
+    {"alchemical.a.harmonic / alchemical.b.harmonic", HARMONIC_KEYS},
+    {"alchemical.lambdas", LAMBDA_COUNT_KEYS},
+    {"alchemical.solute", SOLUTE_RANGE_KEYS},
+    {"restraint", RESTRAINT_KEYS},
 };
 #define N_KEY_LEVELS (sizeof KEY_LEVELS / sizeof KEY_LEVELS[0])
 
@@ -253,6 +274,10 @@ static const char *level_name(const char *path)
     if (!*path) return "the top level";
     if (!strncmp(path, "systems[", 8))
         return strstr(path, ".ladder") ? "systems[].ladder" : "systems[]";
+    if (!strcmp(path, "alchemical.a") || !strcmp(path, "alchemical.b"))
+        return "alchemical.a / alchemical.b";
+    if (!strcmp(path, "alchemical.a.harmonic") || !strcmp(path, "alchemical.b.harmonic"))
+        return "alchemical.a.harmonic / alchemical.b.harmonic";
     return path;
 }
 
@@ -988,6 +1013,11 @@ static int parse_replica_exchange(const reader *r, const field *top, run_config 
                          "attempts)",
                          ladder.path);
     }
+    if (with_ladder < 0 && cfg->alchemical.mode != ALCHEMICAL_NONE)
+        return fail_line(r, sec.line,
+                         "key 'replica_exchange': a λ sweep exchanges between neighbouring "
+                         "windows with 'alchemical.exchange_interval: STEPS'; remove "
+                         "replica_exchange");
     if (with_ladder < 0)
         return fail_line(r, sec.line,
                          "key 'replica_exchange': no system has a 'ladder'; replica exchange "
@@ -999,6 +1029,285 @@ static int parse_replica_exchange(const reader *r, const field *top, run_config 
         return fail_missing(r, &sec, "interval", "steps between exchange attempts");
     return read_whole(r, &f, 1, "a positive whole number of steps",
                       &cfg->replica_exchange.interval);
+}
+
+/* ---- alchemical: a λ-window sweep ---- */
+
+/* alchemical.mode, read before the rest (it decides whether the top-level
+ * model is needed). ALCHEMICAL_NONE when there is no alchemical section. */
+static int parse_alchemical_mode(const reader *r, const field *top, run_config *cfg)
+{
+    field sec, f;
+    if (!lookup(r, top, "alchemical", &sec)) return 0;
+    if (check_mapping(r, &sec, ALCHEMICAL_KEYS,
+                      "a mapping with mode, lambdas, ... (see docs/config.md, 'Free-energy "
+                      "sweeps')"))
+        return -1;
+    if (!lookup(r, &sec, "mode", &f))
+        return fail_missing(r, &sec, "mode", "interpolate or decouple");
+    int mode;
+    if (read_choice(r, &f, ALCHEMICAL_MODES, "alchemical mode", &mode)) return -1;
+    cfg->alchemical.mode = mode == 0 ? ALCHEMICAL_INTERPOLATE : ALCHEMICAL_DECOUPLE;
+    return 0;
+}
+
+/* The top-level model: required, except for interpolate, whose end states
+ * name their own (there it is an error, so that it is not silently unused). */
+static int parse_model(const reader *r, const field *top, run_config *cfg)
+{
+    field f;
+    int given = lookup(r, top, "model", &f);
+    if (cfg->alchemical.mode == ALCHEMICAL_INTERPOLATE) {
+        if (!given) return 0;
+        return fail_line(r, f.line,
+                         "key 'model': not used by alchemical.mode 'interpolate' (each end "
+                         "state names its own: alchemical.a.model, alchemical.b.model); remove "
+                         "it");
+    }
+    if (!given) return fail_missing(r, top, "model", "the .onnx model file");
+    return read_existing_file(r, &f, "model file", cfg->model);
+}
+
+/* alchemical.a / alchemical.b: {model: FILE} or {harmonic: {k, structure}}. */
+static int parse_endpoint(const reader *r, const field *f, alchemical_endpoint *e)
+{
+    const char *expectation = "an end state: {model: FILE} or {harmonic: {k: EV_PER_A2, "
+                              "structure: FILE}}";
+    field model, harmonic, g;
+    if (check_mapping(r, f, ENDPOINT_KEYS, expectation)) return -1;
+    int has_model = lookup(r, f, "model", &model);
+    int has_harmonic = lookup(r, f, "harmonic", &harmonic);
+    if (has_model && has_harmonic)
+        return fail_line(r, harmonic.line,
+                         "key '%s': an end state is either a model or a harmonic restraint, not "
+                         "both ('%s' on line %lu); remove one",
+                         harmonic.path, model.path, model.line);
+    if (has_model) return read_existing_file(r, &model, "model file", e->model);
+    if (!has_harmonic) return fail_expected(r, f, expectation);
+    e->harmonic = 1;
+    if (check_mapping(r, &harmonic, HARMONIC_KEYS, "a mapping {k: EV_PER_A2, structure: FILE}"))
+        return -1;
+    if (!lookup(r, &harmonic, "k", &g))
+        return fail_missing(r, &harmonic, "k", "the spring constant in eV/Å^2");
+    if (read_number(r, &g, POSITIVE, "a positive spring constant in eV/Å^2", &e->k)) return -1;
+    if (!lookup(r, &harmonic, "structure", &g))
+        return fail_missing(r, &harmonic, "structure",
+                            "the XYZ file whose first frame is the restraint's reference "
+                            "positions");
+    return read_existing_file(r, &g, "structure file", e->structure);
+}
+
+/* alchemical.lambdas: a list of >= 2 values in [0, 1], strictly increasing,
+ * or {count: n}: λ_k = k / (n - 1), k = 0 .. n-1. */
+static int parse_lambdas(const reader *r, const field *f, run_config *cfg)
+{
+    const char *expectation = "a list of λ values from 0 to 1 ([0, 0.25, 0.5, 0.75, 1]) or "
+                              "{count: N} (N evenly spaced windows from 0 to 1)";
+    long n;
+    field g;
+    if (f->value->type == YAML_MAPPING_NODE) {
+        if (check_mapping(r, f, LAMBDA_COUNT_KEYS, expectation)) return -1;
+        if (!lookup(r, f, "count", &g))
+            return fail_missing(r, f, "count", "the number of λ windows, at least 2");
+        if (read_whole(r, &g, 2, "a whole number of windows >= 2", &n)) return -1;
+        if (n > MAX_REPLICAS) return fail_expected(r, &g, "at most 10000000 windows");
+    } else if (f->value->type == YAML_SEQUENCE_NODE) {
+        n = sequence_length(f->value);
+        if (n < 2)
+            return fail_line(r, f->line, "key '%s': expected at least 2 λ windows, got %ld",
+                             f->path, n);
+    } else {
+        return fail_expected(r, f, expectation);
+    }
+    cfg->alchemical.lambdas = calloc((size_t)n, sizeof(double));
+    if (!cfg->alchemical.lambdas) return fail_line(r, f->line, "key '%s': out of memory", f->path);
+    cfg->alchemical.n_lambdas = (int)n;
+    if (f->value->type == YAML_MAPPING_NODE) {
+        for (long k = 0; k < n; k++) cfg->alchemical.lambdas[k] = (double)k / (double)(n - 1);
+        return 0;
+    }
+    for (long k = 0; k < n; k++) {
+        double *lambda = &cfg->alchemical.lambdas[k];
+        sequence_item(r, f, (int)k, &g);
+        char want[128] = "a λ value from 0 to 1";
+        if (k > 0)
+            snprintf(want, sizeof want, "a λ value above %g and at most 1 (the windows must be "
+                     "strictly increasing)", lambda[-1]);
+        if (read_number(r, &g, NON_NEGATIVE, want, lambda)) return -1;
+        if (*lambda > 1 || (k > 0 && !(*lambda > lambda[-1]))) return fail_expected(r, &g, want);
+    }
+    return 0;
+}
+
+static int compare_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The number of atoms of the sweep's system (its frame `frame`). */
+static int system_atoms(const reader *r, const field *f, const system_spec *sys, int *n_atoms)
+{
+    xyz_trajectory t;
+    dm_error why = {{0}};
+    if (xyz_read_file(sys->structure, &t, &why))
+        return fail_line(r, f->line, "key '%s': cannot read the system's structure: %s", f->path,
+                         why.msg);
+    int ok = sys->frame < t.n_frames;
+    *n_atoms = ok ? t.frames[sys->frame].n_atoms : 0;
+    xyz_trajectory_free(&t);
+    if (!ok)
+        return fail_line(r, f->line, "key '%s': structure '%s' has no frame %d", f->path,
+                         sys->structure, sys->frame);
+    return 0;
+}
+
+/* alchemical.solute: a list of atom indices (0-based) or {first: i, count: n};
+ * distinct, within the system, not every atom. Stored sorted. */
+static int parse_solute(const reader *r, const field *f, run_config *cfg)
+{
+    const char *expectation = "the solute's atoms: a list of atom indices counted from 0 "
+                              "([0, 1, 2]) or {first: INDEX, count: N}";
+    field g;
+    long first = 0, n;
+    if (f->value->type == YAML_MAPPING_NODE) {
+        if (check_mapping(r, f, SOLUTE_RANGE_KEYS, expectation)) return -1;
+        if (!lookup(r, f, "first", &g))
+            return fail_missing(r, f, "first", "the solute's first atom, counted from 0");
+        if (read_whole(r, &g, 0, "an atom index (a whole number >= 0)", &first)) return -1;
+        if (!lookup(r, f, "count", &g))
+            return fail_missing(r, f, "count", "the number of solute atoms");
+        if (read_whole(r, &g, 1, "a positive whole number of atoms", &n)) return -1;
+    } else if (f->value->type == YAML_SEQUENCE_NODE) {
+        n = sequence_length(f->value);
+        if (n < 1) return fail_expected(r, f, expectation);
+    } else {
+        return fail_expected(r, f, expectation);
+    }
+    int n_atoms;
+    if (system_atoms(r, f, &cfg->systems[0], &n_atoms)) return -1;
+    if (first + n > n_atoms)
+        return fail_line(r, f->line, "key '%s': atoms %ld..%ld requested, but systems[0] has %d "
+                         "atoms (counted from 0)", f->path, first, first + n - 1, n_atoms);
+    cfg->alchemical.solute = calloc((size_t)n, sizeof(int));
+    if (!cfg->alchemical.solute) return fail_line(r, f->line, "key '%s': out of memory", f->path);
+    cfg->alchemical.n_solute = (int)n;
+    for (long k = 0; k < n; k++) {
+        if (f->value->type == YAML_MAPPING_NODE) {
+            cfg->alchemical.solute[k] = (int)(first + k);
+            continue;
+        }
+        long index;
+        char want[96];
+        snprintf(want, sizeof want, "an atom index from 0 to %d (systems[0] has %d atoms)",
+                 n_atoms - 1, n_atoms);
+        sequence_item(r, f, (int)k, &g);
+        if (read_whole(r, &g, 0, want, &index)) return -1;
+        if (index >= n_atoms) return fail_expected(r, &g, want);
+        for (long j = 0; j < k; j++)
+            if (cfg->alchemical.solute[j] == index)
+                return fail_line(r, g.line, "key '%s': atom %ld is listed twice", g.path, index);
+        cfg->alchemical.solute[k] = (int)index;
+    }
+    qsort(cfg->alchemical.solute, (size_t)n, sizeof(int), compare_int);
+    if (n == n_atoms)
+        return fail_line(r, f->line, "key '%s': the solute is every atom of systems[0]; decouple "
+                         "needs atoms outside it (the rest of the cluster)", f->path);
+    return 0;
+}
+
+/* A sweep's replicas are its windows: one system, with none of the keys that
+ * make replicas of their own. */
+static int check_sweep_system(const reader *r, const field *top, const field *sec)
+{
+    field systems, item, f;
+    lookup(r, top, "systems", &systems);
+    if (sequence_length(systems.value) != 1)
+        return fail_line(r, sec->line,
+                         "key 'alchemical': a λ sweep has exactly one system (its replicas are "
+                         "the λ windows), but 'systems' (line %lu) has %d",
+                         systems.line, sequence_length(systems.value));
+    sequence_item(r, &systems, 0, &item);
+    static const char *const EXCLUDED[] = {"copies", "temperature", "ladder", "groups", "frames",
+                                           NULL};
+    for (int i = 0; EXCLUDED[i]; i++)
+        if (lookup(r, &item, EXCLUDED[i], &f))
+            return fail_line(r, f.line,
+                             "key '%s': not allowed in a λ sweep (alchemical, line %lu): the "
+                             "replicas of the system are the λ windows, one per window, at "
+                             "integrator.temperature; remove it",
+                             f.path, sec->line);
+    return 0;
+}
+
+/* The keys of one mode that the other may not have. */
+static int check_mode_keys(const reader *r, const field *sec, const run_config *cfg)
+{
+    static const char *const INTERPOLATE_ONLY[] = {"a", "b", NULL};
+    static const char *const DECOUPLE_ONLY[] = {"solute", NULL};
+    int interpolate = cfg->alchemical.mode == ALCHEMICAL_INTERPOLATE;
+    const char *const *foreign = interpolate ? DECOUPLE_ONLY : INTERPOLATE_ONLY;
+    field f;
+    for (int i = 0; foreign[i]; i++)
+        if (lookup(r, sec, foreign[i], &f))
+            return fail_line(r, f.line, "key '%s': only used by alchemical.mode '%s', but the "
+                             "mode is '%s'; remove it", f.path,
+                             interpolate ? "decouple" : "interpolate",
+                             interpolate ? "interpolate" : "decouple");
+    return 0;
+}
+
+/* The rest of `alchemical` (mode already read), after systems and the
+ * integrator. */
+static int parse_alchemical(const reader *r, const field *top, run_config *cfg)
+{
+    field sec, f;
+    if (cfg->alchemical.mode == ALCHEMICAL_NONE) return 0;
+    lookup(r, top, "alchemical", &sec);
+    if (cfg->integrator.kind != INTEGRATOR_LANGEVIN)
+        return fail_line(r, sec.line,
+                         "key 'alchemical': a λ sweep runs Langevin dynamics in every window, "
+                         "but integrator.type is '%s'; set integrator.type to langevin",
+                         integrator_name(cfg->integrator.kind));
+    if (check_sweep_system(r, top, &sec) || check_mode_keys(r, &sec, cfg)) return -1;
+    if (cfg->alchemical.mode == ALCHEMICAL_INTERPOLATE) {
+        const char *what = "an end state: {model: FILE} or {harmonic: {k, structure}}";
+        if (!lookup(r, &sec, "a", &f)) return fail_missing(r, &sec, "a", what);
+        if (parse_endpoint(r, &f, &cfg->alchemical.a)) return -1;
+        if (!lookup(r, &sec, "b", &f)) return fail_missing(r, &sec, "b", what);
+        if (parse_endpoint(r, &f, &cfg->alchemical.b)) return -1;
+    } else {
+        if (!lookup(r, &sec, "solute", &f))
+            return fail_missing(r, &sec, "solute", "the atoms of the molecule to decouple");
+        if (parse_solute(r, &f, cfg)) return -1;
+    }
+    if (!lookup(r, &sec, "lambdas", &f))
+        return fail_missing(r, &sec, "lambdas", "the λ windows: a list, or {count: N}");
+    if (parse_lambdas(r, &f, cfg)) return -1;
+    if (lookup(r, &sec, "exchange_interval", &f) &&
+        read_whole(r, &f, 1, "a positive whole number of steps between exchange attempts",
+                   &cfg->alchemical.exchange_interval))
+        return -1;
+    cfg->systems[0].copies = cfg->alchemical.n_lambdas; /* one replica per window */
+    return 0;
+}
+
+/* restraint: {k, radius}, a flat-bottom wall about each replica's centroid. */
+static int parse_restraint(const reader *r, const field *top, run_config *cfg)
+{
+    field sec, f;
+    if (!lookup(r, top, "restraint", &sec)) return 0;
+    if (check_mapping(r, &sec, RESTRAINT_KEYS, "a mapping {k: EV_PER_A2, radius: ANGSTROM}"))
+        return -1;
+    if (!lookup(r, &sec, "k", &f))
+        return fail_missing(r, &sec, "k", "the wall's spring constant in eV/Å^2");
+    if (read_number(r, &f, POSITIVE, "a positive spring constant in eV/Å^2", &cfg->restraint.k))
+        return -1;
+    if (!lookup(r, &sec, "radius", &f))
+        return fail_missing(r, &sec, "radius", "the radius of the flat bottom in Å");
+    if (read_number(r, &f, POSITIVE, "a positive radius in Å", &cfg->restraint.radius)) return -1;
+    cfg->restraint.set = 1;
+    return 0;
 }
 
 static void set_defaults(run_config *cfg)
@@ -1024,9 +1333,7 @@ static int parse_top(const reader *r, yaml_node_t *root, run_config *cfg)
     if (check_mapping(r, &top, TOP_KEYS, "a mapping of keys (model, systems, steps, ...)"))
         return -1;
     set_defaults(cfg);
-    if (!lookup(r, &top, "model", &f))
-        return fail_missing(r, &top, "model", "the .onnx model file");
-    if (read_existing_file(r, &f, "model file", cfg->model)) return -1;
+    if (parse_alchemical_mode(r, &top, cfg) || parse_model(r, &top, cfg)) return -1;
     int platform;
     if (lookup(r, &top, "platform", &f)) {
         if (read_choice(r, &f, PLATFORMS, "platform", &platform)) return -1;
@@ -1037,8 +1344,10 @@ static int parse_top(const reader *r, yaml_node_t *root, run_config *cfg)
     if (parse_integrator(r, &top, cfg, &has_temperature)) return -1;
     if (parse_steps(r, &top, cfg)) return -1;
     if (parse_systems(r, &top, cfg)) return -1;
+    if (parse_alchemical(r, &top, cfg)) return -1;
     if (check_langevin_temperatures(r, &top, cfg, has_temperature)) return -1;
     if (parse_replica_exchange(r, &top, cfg)) return -1;
+    if (parse_restraint(r, &top, cfg)) return -1;
     if (parse_velocities(r, &top, cfg)) return -1;
     if (lookup(r, &top, "remove_com_interval", &f) &&
         (cfg->integrator.kind == INTEGRATOR_FIRE
@@ -1170,6 +1479,8 @@ void run_config_free(run_config *cfg)
         free(cfg->systems[i].ladder);
     }
     free(cfg->systems);
+    free(cfg->alchemical.lambdas);
+    free(cfg->alchemical.solute);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -21,7 +21,8 @@
  *                                 value float64[F][R] +unit "eV"
  *                temperature:     the same, value +unit "K"
  *                <extra>:         the layout's extra observables (h5md_series_spec):
- *                                 the same, value float64[F][R] or int64[F][R],
+ *                                 the same, value float64[F][R] or int64[F][R]
+ *                                 ([F][R][K] with K = columns > 1),
  *                                 +unit when the spec gives one
  *   /parameters/<group>/<name>    time-independent datasets (h5md_write_parameters),
  *                                 float64 or int64, rank 1 or 2, +unit when given
@@ -214,6 +215,14 @@ static void extra_path(const h5md_writer *w, char *buf, size_t size, int i)
     snprintf(buf, size, "/observables/%s", w->extra[i].name);
 }
 
+/* The shape of one row of extra observable i: [R] (rank 2) or [R][K] (rank 3). */
+static int extra_row_shape(const h5md_writer *w, int i, hsize_t item[2])
+{
+    item[0] = (hsize_t)w->n_replicas;
+    item[1] = (hsize_t)w->extra[i].columns;
+    return w->extra[i].columns > 1 ? 3 : 2;
+}
+
 static hid_t file_type_of(h5md_type type)
 {
     return type == H5MD_INT64 ? H5T_STD_I64LE : H5T_IEEE_F64LE;
@@ -274,6 +283,9 @@ static int check_extra(const char *path, const h5md_layout *layout, dm_error *er
         if (e->type != H5MD_FLOAT64 && e->type != H5MD_INT64)
             return dm_fail(err, "%s: extra observable '%s': unknown type %d", path, e->name,
                            (int)e->type);
+        if (e->columns < 0)
+            return dm_fail(err, "%s: extra observable '%s': expected columns >= 0, got %d", path,
+                           e->name, e->columns);
         for (int k = N_PER_ATOM_SERIES; k < N_SERIES; k++)
             if (strcmp(e->name, SERIES[k].name) == 0)
                 return dm_fail(err, "%s: extra observable '%s' is a standard observable", path,
@@ -336,6 +348,7 @@ static int copy_extra(h5md_writer *w, const h5md_layout *layout)
     for (int i = 0; i < n; i++) {
         const h5md_series_spec *e = &layout->extra[i];
         w->extra[i].type = e->type;
+        w->extra[i].columns = e->columns > 1 ? e->columns : 1;
         w->extra[i].name = copy_string(e->name);
         w->extra[i].unit = e->unit ? copy_string(e->unit) : NULL;
         if (!w->extra[i].name || (e->unit && !w->extra[i].unit)) return -1;
@@ -585,14 +598,15 @@ static int create_series(h5md_writer *w, hid_t parent, int r, int kind, dm_error
                           SERIES[kind].unit, value_of(w, r, kind), err);
 }
 
-/* Extra observable i in /observables: value [F][R]. */
+/* Extra observable i in /observables: value [F][R] or [F][R][K]. */
 static int create_extra_series(h5md_writer *w, hid_t observables, int i, dm_error *err)
 {
     char path[OBJECT_PATH_MAX];
     extra_path(w, path, sizeof path, i);
-    hsize_t item[1] = {(hsize_t)w->n_replicas};
+    hsize_t item[2];
+    int rank = extra_row_shape(w, i, item);
     return create_element(w, observables, w->extra[i].name, path, file_type_of(w->extra[i].type),
-                          2, item, w->extra[i].unit, &w->extra_value[i], err);
+                          rank, item, w->extra[i].unit, &w->extra_value[i], err);
 }
 
 /* /particles/replica_NNNN with its time series, for every replica. */
@@ -875,8 +889,9 @@ static int open_value(h5md_writer *w, int r, int kind, hsize_t *frames, dm_error
     return 0;
 }
 
-/* Opens the value of extra observable i and checks its shape [F][R] and
- * type (integer or floating point); lowers *frames to its length. */
+/* Opens the value of extra observable i and checks its shape [F][R] (or
+ * [F][R][K]) and type (integer or floating point); lowers *frames to its
+ * length. */
 static int open_extra_value(h5md_writer *w, int i, hsize_t *frames, dm_error *err)
 {
     char path[OBJECT_PATH_MAX], object[OBJECT_PATH_MAX + 16];
@@ -886,12 +901,17 @@ static int open_extra_value(h5md_writer *w, int i, hsize_t *frames, dm_error *er
     if (exists <= 0) return dm_fail(err, "%s: dataset %s is missing", w->path, object);
     hid_t value = w->extra_value[i] = H5Dopen2(w->file, object, H5P_DEFAULT);
     if (value < 0) return hdf5_fail(err, "%s: cannot open dataset %s", w->path, object);
-    hsize_t dims[2] = {0, 0};
-    if (dataset_dims(value, 2, dims) < 0)
-        return dm_fail(err, "%s: dataset %s is not 2-dimensional", w->path, object);
+    hsize_t item[2], dims[3] = {0, 0, 0};
+    int rank = extra_row_shape(w, i, item);
+    if (dataset_dims(value, rank, dims) < 0)
+        return dm_fail(err, "%s: dataset %s is not %d-dimensional", w->path, object, rank);
     if (dims[1] != (hsize_t)w->n_replicas)
         return dm_fail(err, "%s: dataset %s has %llu replica columns, the run has %d replicas",
                        w->path, object, (unsigned long long)dims[1], w->n_replicas);
+    if (rank == 3 && dims[2] != item[1])
+        return dm_fail(err, "%s: dataset %s has %llu values per replica, the run writes %llu",
+                       w->path, object, (unsigned long long)dims[2],
+                       (unsigned long long)item[1]);
     hid_t type = H5Dget_type(value);
     H5T_class_t class = type < 0 ? H5T_NO_CLASS : H5Tget_class(type);
     hdf5_close(type);
@@ -1177,13 +1197,15 @@ static int append_frame(h5md_writer *w, const h5md_frame *frame, dm_error *err)
             if (w->enabled[k] && append_value(w, frame, r, k, err)) return -1;
     for (int k = N_PER_ATOM_SERIES; k < N_SERIES; k++)
         if (append_value(w, frame, 0, k, err)) return -1;
-    hsize_t columns[1] = {(hsize_t)w->n_replicas};
-    for (int i = 0; i < w->n_extra; i++)
-        if (append_row(w->extra_value[i], w->n_frames, 2, columns, mem_type_of(w->extra[i].type),
+    for (int i = 0; i < w->n_extra; i++) {
+        hsize_t item[2];
+        int rank = extra_row_shape(w, i, item);
+        if (append_row(w->extra_value[i], w->n_frames, rank, item, mem_type_of(w->extra[i].type),
                        frame->extra[i]) < 0)
             return hdf5_fail(err, "%s: cannot append frame %llu (step %ld) to "
                              "/observables/%s/value", w->path, (unsigned long long)w->n_frames,
                              frame->step, w->extra[i].name);
+    }
     double time_ps = frame->time_fs / FS_PER_PS;
     int64_t step = frame->step;
     if (append_row(w->time, w->n_frames, 1, NULL, H5T_NATIVE_DOUBLE, &time_ps) < 0)

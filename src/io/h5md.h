@@ -7,7 +7,7 @@
  *   /observables/potential_energy, kinetic_energy, total_energy,
  *                temperature: step, time, value [F][R] (column r: replica r)
  *   /observables/<extra>      the layout's extra observables: step, time,
- *                             value [F][R] of float64 or int64
+ *                             value [F][R] (or [F][R][K]) of float64 or int64
  *   /parameters/<group>/...   time-independent datasets (h5md_write_parameters)
  * One step and one time dataset per file (those of replica_0000/position);
  * every other element's step and time are hard links to them.
@@ -24,12 +24,15 @@ typedef struct h5md_writer h5md_writer;
 /* The stored type of an extra observable or a fixed dataset. */
 typedef enum h5md_type { H5MD_FLOAT64, H5MD_INT64 } h5md_type;
 
-/* An observable beyond the standard four: /observables/<name>, one value per
- * replica and frame, written as given (no unit conversion). */
+/* An observable beyond the standard four: /observables/<name>, one value
+ * (or a row of `columns` values) per replica and frame, written as given (no
+ * unit conversion). */
 typedef struct h5md_series_spec {
     const char *name;   /* 1-100 characters, no '/', not a standard observable */
     const char *unit;   /* NULL: no unit attribute (counts, indices) */
     h5md_type type;     /* frames give double (H5MD_FLOAT64) or int64_t values */
+    int columns;        /* 0 or 1: value [F][R]; K > 1: value [F][R][K], a frame
+                           gives R*K values, replica r's at [r*K, r*K + K) */
 } h5md_series_spec;
 
 typedef struct h5md_layout {
@@ -50,8 +53,8 @@ typedef struct h5md_frame {
     double time_fs;
     const double *positions, *velocities, *forces;
     const double *potential_energy, *kinetic_energy, *temperature; /* [n_replicas] */
-    /* [n_extra]: extra[i] points to n_replicas values of the layout's
-     * extra[i], double or int64_t as its type says */
+    /* [n_extra]: extra[i] points to n_replicas (x columns) values of the
+     * layout's extra[i], double or int64_t as its type says */
     const void *const *extra;
 } h5md_frame;
 

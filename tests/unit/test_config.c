@@ -31,7 +31,7 @@ static struct {
 /* The files the scratch directory holds, removed at the end. */
 static const char *const SCRATCH_FILES[] = {"config.yaml",   "model.onnx", "mol.xyz",
                                             "sub/config.yaml", "models/m.onnx", "frames.xyz",
-                                            NULL};
+                                            "pair.xyz",        NULL};
 static const char *const SCRATCH_DIRS[] = {"sub", "models", NULL};
 
 static void scratch_path(const char *name, char *out, size_t size)
@@ -876,6 +876,209 @@ static void test_replica_exchange_rules(void)
                  "'count' belongs in 'systems[].ladder'");
 }
 
+/* ---- alchemical: λ-window sweeps; restraint ---- */
+
+/* Writes pair.xyz: two water molecules (6 atoms). */
+static void write_pair(void)
+{
+    char path[600];
+    scratch_path("pair.xyz", path, sizeof path);
+    write_text(path, "6\ntwo waters\n"
+                     "O 0.0 0.0 0.0\nH 0.757 0.586 0.0\nH -0.757 0.586 0.0\n"
+                     "O 0.0 0.0 3.0\nH 0.757 0.586 3.0\nH -0.757 0.586 3.0\n");
+}
+
+/* Lines 1-5; a sweep's system and integrator. */
+#define SWEEP_HEAD                                                                                 \
+    "platform: reference\nsteps: 10\nintegrator: {type: langevin, temperature: 300}\n"             \
+    "systems:\n  - structure: pair.xyz\n"
+/* Lines 1-9: interpolate from the model to a harmonic restraint. */
+#define INTERPOLATE_HEAD                                                                           \
+    SWEEP_HEAD "alchemical:\n  mode: interpolate\n  a: {model: model.onnx}\n"                      \
+               "  b: {harmonic: {k: 4, structure: pair.xyz}}\n"
+/* Lines 1-8: decouple, before the solute. */
+#define DECOUPLE_HEAD SWEEP_HEAD "model: model.onnx\nalchemical:\n  mode: decouple\n"
+
+static void test_alchemical_interpolate(void)
+{
+    write_pair();
+    run_config cfg;
+    char want[PATH_MAX + 64];
+    CU_ASSERT_EQUAL_FATAL(load_valid(INTERPOLATE_HEAD "  lambdas: [0, 0.25, 1]\n"
+                                                      "  exchange_interval: 20\n"
+                                                      "restraint: {k: 2.5, radius: 6}\n",
+                                     &cfg),
+                          0);
+    CU_ASSERT_EQUAL(cfg.alchemical.mode, ALCHEMICAL_INTERPOLATE);
+    CU_ASSERT_EQUAL(cfg.model[0], '\0'); /* the end states name their models */
+    CU_ASSERT_EQUAL(cfg.alchemical.a.harmonic, 0);
+    CU_ASSERT_STRING_EQUAL(cfg.alchemical.a.model, resolved("model.onnx", want, sizeof want));
+    CU_ASSERT_EQUAL(cfg.alchemical.b.harmonic, 1);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.b.k, 4.0, 0.0);
+    CU_ASSERT_STRING_EQUAL(cfg.alchemical.b.structure, resolved("pair.xyz", want, sizeof want));
+    CU_ASSERT_EQUAL_FATAL(cfg.alchemical.n_lambdas, 3);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.lambdas[0], 0.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.lambdas[1], 0.25, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.lambdas[2], 1.0, 0.0);
+    CU_ASSERT_EQUAL(cfg.alchemical.exchange_interval, 20);
+    CU_ASSERT_EQUAL(cfg.systems[0].copies, 3); /* one replica per window */
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 3);
+    CU_ASSERT_EQUAL(cfg.restraint.set, 1);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.restraint.k, 2.5, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.restraint.radius, 6.0, 0.0);
+    run_config_free(&cfg);
+
+    /* {count: 5}: 0, 1/4, 1/2, 3/4, 1 (exact in binary); no exchange */
+    CU_ASSERT_EQUAL_FATAL(load_valid(INTERPOLATE_HEAD "  lambdas: {count: 5}\n", &cfg), 0);
+    CU_ASSERT_EQUAL_FATAL(cfg.alchemical.n_lambdas, 5);
+    for (int k = 0; k < 5; k++) CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.lambdas[k], 0.25 * k, 0.0);
+    CU_ASSERT_EQUAL(cfg.alchemical.exchange_interval, 0);
+    CU_ASSERT_EQUAL(cfg.restraint.set, 0);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 5);
+    run_config_free(&cfg);
+
+    /* a restraint on a plain run */
+    CU_ASSERT_EQUAL_FATAL(load_valid(BASE "restraint:\n  k: 1\n  radius: 4.5\n", &cfg), 0);
+    CU_ASSERT_EQUAL(cfg.alchemical.mode, ALCHEMICAL_NONE);
+    CU_ASSERT_EQUAL(cfg.restraint.set, 1);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.restraint.radius, 4.5, 0.0);
+    run_config_free(&cfg);
+}
+
+static void test_alchemical_decouple(void)
+{
+    write_pair();
+    run_config cfg;
+    CU_ASSERT_EQUAL_FATAL(load_valid(DECOUPLE_HEAD "  solute: [5, 3, 4]\n  lambdas: [0, 1]\n",
+                                     &cfg),
+                          0);
+    CU_ASSERT_EQUAL(cfg.alchemical.mode, ALCHEMICAL_DECOUPLE);
+    CU_ASSERT_EQUAL_FATAL(cfg.alchemical.n_solute, 3);
+    for (int k = 0; k < 3; k++) CU_ASSERT_EQUAL(cfg.alchemical.solute[k], 3 + k); /* sorted */
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 2);
+    run_config_free(&cfg);
+    CU_ASSERT_EQUAL_FATAL(load_valid(DECOUPLE_HEAD "  solute: {first: 1, count: 2}\n"
+                                                   "  lambdas: {count: 3}\n",
+                                     &cfg),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(cfg.alchemical.n_solute, 2);
+    CU_ASSERT_EQUAL(cfg.alchemical.solute[0], 1);
+    CU_ASSERT_EQUAL(cfg.alchemical.solute[1], 2);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.lambdas[1], 0.5, 0.0);
+    run_config_free(&cfg);
+}
+
+static void test_alchemical_errors(void)
+{
+    write_pair();
+    /* the mode and the model */
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  lambdas: [0, 1]\n", 6,
+                 "key 'alchemical': missing required key 'mode'");
+    EXPECT_ERROR(SWEEP_HEAD "model: model.onnx\nalchemical:\n  mode: decoupel\n", 8,
+                 "key 'alchemical.mode'", "unknown alchemical mode 'decoupel'",
+                 "did you mean 'decouple'?");
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: decouple\n  solute: [0]\n  lambdas: [0, 1]\n",
+                 1, "missing required key 'model'");
+    EXPECT_ERROR("model: model.onnx\n" INTERPOLATE_HEAD "  lambdas: [0, 1]\n", 1,
+                 "key 'model': not used by alchemical.mode 'interpolate'", "alchemical.a.model");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lamdbas: [0, 1]\n", 10,
+                 "unknown key 'lamdbas' in 'alchemical'", "did you mean 'lambdas'?");
+    /* the windows */
+    EXPECT_ERROR(INTERPOLATE_HEAD, 6, "key 'alchemical': missing required key 'lambdas'");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: [0.5]\n", 10, "key 'alchemical.lambdas'",
+                 "expected at least 2 λ windows, got 1");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: [0, 0.5, 0.5]\n", 10,
+                 "key 'alchemical.lambdas[2]'", "above 0.5", "strictly increasing", "got '0.5'");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: [0, 1.5]\n", 10, "key 'alchemical.lambdas[1]'",
+                 "at most 1", "got '1.5'");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: [-0.1, 1]\n", 10, "key 'alchemical.lambdas[0]'",
+                 "from 0 to 1", "got '-0.1'");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: {count: 1}\n", 10,
+                 "key 'alchemical.lambdas.count'", "windows >= 2", "got '1'");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: 8\n", 10, "key 'alchemical.lambdas'",
+                 "{count: N}", "got '8'");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: {n: 8}\n", 10,
+                 "unknown key 'n' in 'alchemical.lambdas'", "valid keys here: count");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: [0, 1]\n  exchange_interval: 0\n", 11,
+                 "key 'alchemical.exchange_interval'", "positive whole number", "got '0'");
+    /* the end states */
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: interpolate\n  a: {model: model.onnx}\n"
+                            "  lambdas: [0, 1]\n",
+                 6, "key 'alchemical': missing required key 'b'");
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: interpolate\n  a: model.onnx\n", 8,
+                 "key 'alchemical.a'", "expected an end state", "got 'model.onnx'");
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: interpolate\n"
+                            "  a: {model: model.onnx, harmonic: {k: 1, structure: pair.xyz}}\n",
+                 8, "key 'alchemical.a.harmonic'", "either a model or a harmonic restraint");
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: interpolate\n  a:\n    harmonic:\n"
+                            "      structure: pair.xyz\n",
+                 9, "key 'alchemical.a.harmonic': missing required key 'k'");
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: interpolate\n  a:\n    harmonic:\n"
+                            "      k: -1\n      structure: pair.xyz\n",
+                 10, "key 'alchemical.a.harmonic.k'", "positive spring constant", "got '-1'");
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: interpolate\n  a:\n    harmonic:\n"
+                            "      k: 1\n      structure: nothere.xyz\n",
+                 11, "key 'alchemical.a.harmonic.structure'", "No such file");
+    EXPECT_ERROR(SWEEP_HEAD "alchemical:\n  mode: interpolate\n  a:\n    harmonc: {}\n", 9,
+                 "unknown key 'harmonc' in 'alchemical.a'", "did you mean 'harmonic'?");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  solute: [0]\n  lambdas: [0, 1]\n", 10,
+                 "key 'alchemical.solute'", "only used by alchemical.mode 'decouple'");
+    /* the solute */
+    EXPECT_ERROR(DECOUPLE_HEAD "  lambdas: [0, 1]\n", 7,
+                 "key 'alchemical': missing required key 'solute'");
+    EXPECT_ERROR(DECOUPLE_HEAD "  solute: [0, 6]\n  lambdas: [0, 1]\n", 9,
+                 "key 'alchemical.solute[1]'", "an atom index from 0 to 5", "got '6'");
+    EXPECT_ERROR(DECOUPLE_HEAD "  solute: [1, 2, 1]\n  lambdas: [0, 1]\n", 9,
+                 "key 'alchemical.solute[2]'", "atom 1 is listed twice");
+    EXPECT_ERROR(DECOUPLE_HEAD "  solute: {first: 4, count: 3}\n  lambdas: [0, 1]\n", 9,
+                 "key 'alchemical.solute'", "atoms 4..6 requested", "has 6 atoms");
+    EXPECT_ERROR(DECOUPLE_HEAD "  solute: {first: 0, count: 6}\n  lambdas: [0, 1]\n", 9,
+                 "key 'alchemical.solute'", "the solute is every atom");
+    EXPECT_ERROR(DECOUPLE_HEAD "  solute: []\n  lambdas: [0, 1]\n", 9,
+                 "key 'alchemical.solute'", "expected the solute's atoms", "got a list");
+    EXPECT_ERROR(DECOUPLE_HEAD "  a: {model: model.onnx}\n", 9, "key 'alchemical.a'",
+                 "only used by alchemical.mode 'interpolate'");
+    /* the system, the integrator, replica exchange */
+    EXPECT_ERROR("platform: reference\nsteps: 10\nintegrator: {type: langevin, temperature: 300}\n"
+                 "systems:\n  - structure: pair.xyz\n  - structure: pair.xyz\n"
+                 "alchemical:\n  mode: interpolate\n  a: {model: model.onnx}\n"
+                 "  b: {model: model.onnx}\n  lambdas: [0, 1]\n",
+                 7, "key 'alchemical': a λ sweep has exactly one system",
+                 "'systems' (line 4) has 2");
+    EXPECT_ERROR("platform: reference\nsteps: 10\nintegrator: {type: langevin, temperature: 300}\n"
+                 "systems:\n  - structure: pair.xyz\n    copies: 2\n"
+                 "alchemical:\n  mode: interpolate\n  a: {model: model.onnx}\n"
+                 "  b: {model: model.onnx}\n  lambdas: [0, 1]\n",
+                 6, "key 'systems[0].copies'", "not allowed in a λ sweep (alchemical, line 7)");
+    EXPECT_ERROR("platform: reference\nsteps: 10\n"
+                 "systems:\n  - structure: pair.xyz\n"
+                 "alchemical:\n  mode: interpolate\n  a: {model: model.onnx}\n"
+                 "  b: {model: model.onnx}\n  lambdas: [0, 1]\n",
+                 5, "key 'alchemical'", "Langevin", "integrator.type is 'verlet'");
+    EXPECT_ERROR("platform: reference\nsteps: 10\nintegrator: {type: langevin}\n"
+                 "systems:\n  - structure: pair.xyz\n"
+                 "alchemical:\n  mode: interpolate\n  a: {model: model.onnx}\n"
+                 "  b: {model: model.onnx}\n  lambdas: [0, 1]\n",
+                 3, "key 'integrator.temperature'", "needs a temperature");
+    EXPECT_ERROR(INTERPOLATE_HEAD "  lambdas: [0, 1]\nreplica_exchange: {interval: 5}\n", 11,
+                 "key 'replica_exchange'", "alchemical.exchange_interval");
+}
+
+static void test_restraint_errors(void)
+{
+    EXPECT_ERROR(BASE "restraint: {k: 1}\n", 5, "key 'restraint': missing required key 'radius'");
+    EXPECT_ERROR(BASE "restraint: {radius: 5}\n", 5, "key 'restraint': missing required key 'k'");
+    EXPECT_ERROR(BASE "restraint: {k: 1, radius: 0}\n", 5, "key 'restraint.radius'",
+                 "positive radius", "got '0'");
+    EXPECT_ERROR(BASE "restraint: {k: 0, radius: 5}\n", 5, "key 'restraint.k'",
+                 "positive spring constant", "got '0'");
+    EXPECT_ERROR(BASE "restraint:\n  k: 1\n  radious: 5\n", 7,
+                 "unknown key 'radious' in 'restraint'", "did you mean 'radius'?");
+    EXPECT_ERROR(BASE "restraint: 5\n", 5, "key 'restraint'", "expected a mapping", "got '5'");
+    EXPECT_ERROR(BASE "radius: 5\n", 5, "unknown key 'radius' at the top level",
+                 "'radius' belongs in 'restraint'");
+}
+
 /* ---- the example configurations in configs/ ---- */
 
 /* Loads configs/<name> against the shared data; returns the config. */
@@ -967,6 +1170,40 @@ static void test_example_ensemble(void)
     run_config_free(&cfg);
 }
 
+static void test_example_fe_harmonic(void)
+{
+    run_config cfg;
+    CU_ASSERT_EQUAL_FATAL(load_example("fe_harmonic.yaml", &cfg), 0);
+    CU_ASSERT_EQUAL(cfg.alchemical.mode, ALCHEMICAL_INTERPOLATE);
+    CU_ASSERT_EQUAL(cfg.model[0], '\0');
+    CU_ASSERT_EQUAL(cfg.alchemical.a.harmonic, 1);
+    CU_ASSERT_EQUAL(cfg.alchemical.b.harmonic, 1);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.a.k, 1.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.alchemical.b.k, 4.0, 0.0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.alchemical.a.structure, "/molecules/water.xyz"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.systems[0].structure, "/molecules/water.xyz"));
+    CU_ASSERT_EQUAL(cfg.alchemical.n_lambdas, 12);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 12);
+    CU_ASSERT(cfg.alchemical.exchange_interval > 0);
+    CU_ASSERT_EQUAL(cfg.integrator.kind, INTEGRATOR_LANGEVIN);
+    run_config_free(&cfg);
+}
+
+static void test_example_fe_decouple_ethanol(void)
+{
+    run_config cfg;
+    CU_ASSERT_EQUAL_FATAL(load_example("fe_decouple_ethanol.yaml", &cfg), 0);
+    CU_ASSERT_EQUAL(cfg.alchemical.mode, ALCHEMICAL_DECOUPLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.model, "/models/student_427k.onnx"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.systems[0].structure, "/examples/ethanol_in_water10.xyz"));
+    CU_ASSERT_EQUAL_FATAL(cfg.alchemical.n_solute, 9); /* ethanol: atoms 0-8 */
+    for (int k = 0; k < 9; k++) CU_ASSERT_EQUAL(cfg.alchemical.solute[k], k);
+    CU_ASSERT_EQUAL(cfg.alchemical.n_lambdas, 16);
+    CU_ASSERT_EQUAL(run_config_replicas(&cfg), 16);
+    CU_ASSERT_EQUAL(cfg.restraint.set, 1);
+    run_config_free(&cfg);
+}
+
 /* The example suite needs the source tree and shared/; without them it is
  * left out (and says so) while the other suites still run. */
 static void add_example_suite(void)
@@ -985,7 +1222,8 @@ static void add_example_suite(void)
     setenv("DISTILMD_SHARED", shared, 1);
     TEST_SUITE("config_examples", TEST_CASE(test_example_nve_benzene),
                TEST_CASE(test_example_langevin_aspirin), TEST_CASE(test_example_minimize_caffeine),
-               TEST_CASE(test_example_remd_alanine_dipeptide), TEST_CASE(test_example_ensemble));
+               TEST_CASE(test_example_remd_alanine_dipeptide), TEST_CASE(test_example_ensemble),
+               TEST_CASE(test_example_fe_harmonic), TEST_CASE(test_example_fe_decouple_ethanol));
 }
 
 int main(void)
@@ -1003,6 +1241,9 @@ int main(void)
                TEST_CASE(test_list_ladder), TEST_CASE(test_frames_all),
                TEST_CASE(test_ladder_exclusive_keys), TEST_CASE(test_ladder_values),
                TEST_CASE(test_replica_exchange_rules));
+    TEST_SUITE("config_alchemical", TEST_CASE(test_alchemical_interpolate),
+               TEST_CASE(test_alchemical_decouple), TEST_CASE(test_alchemical_errors),
+               TEST_CASE(test_restraint_errors));
     add_example_suite();
     int rc = test_run_all();
     remove_scratch();

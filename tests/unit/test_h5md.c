@@ -1032,8 +1032,8 @@ static void test_error_handler_restored(void)
 
 /* Two extra observables as replica exchange writes them: the rung each
  * replica holds (integers, no unit) and its thermostat temperature (K). */
-static const h5md_series_spec EXTRA[2] = {{"replica_state", NULL, H5MD_INT64},
-                                          {"thermostat_temperature", "K", H5MD_FLOAT64}};
+static const h5md_series_spec EXTRA[2] = {{"replica_state", NULL, H5MD_INT64, 1},
+                                          {"thermostat_temperature", "K", H5MD_FLOAT64, 1}};
 
 typedef struct extra_frames {
     int64_t state[MAX_FRAMES][N_REPLICAS];
@@ -1199,19 +1199,20 @@ static void test_extra_observables_invalid(void)
     char path[300];
     temp_file(&d, "invalid.h5", path, sizeof path);
     h5md_layout layout = make_extra_layout();
-    static const h5md_series_spec standard[1] = {{"temperature", "K", H5MD_FLOAT64}};
+    static const h5md_series_spec standard[1] = {{"temperature", "K", H5MD_FLOAT64, 1}};
     layout.n_extra = 1;
     layout.extra = standard;
     expect_create_error(path, layout, "'temperature' is a standard observable");
-    static const h5md_series_spec twice[2] = {{"a", NULL, H5MD_INT64}, {"a", NULL, H5MD_INT64}};
+    static const h5md_series_spec twice[2] = {{"a", NULL, H5MD_INT64, 1},
+                                              {"a", NULL, H5MD_INT64, 1}};
     layout.n_extra = 2;
     layout.extra = twice;
     expect_create_error(path, layout, "'a' is declared twice");
-    static const h5md_series_spec slash[1] = {{"a/b", NULL, H5MD_INT64}};
+    static const h5md_series_spec slash[1] = {{"a/b", NULL, H5MD_INT64, 1}};
     layout.n_extra = 1;
     layout.extra = slash;
     expect_create_error(path, layout, "got 'a/b'");
-    static const h5md_series_spec empty[1] = {{"", NULL, H5MD_INT64}};
+    static const h5md_series_spec empty[1] = {{"", NULL, H5MD_INT64, 1}};
     layout.extra = empty;
     expect_create_error(path, layout, "got ''");
     layout.extra = NULL;
@@ -1385,15 +1386,15 @@ static void test_extra_append_after_truncation(void)
     fewer.n_extra = 1;
     expect_append_error(path, fewer, "the file has /observables/thermostat_temperature, but the "
                                      "run does not write it");
-    static const h5md_series_spec more[3] = {{"replica_state", NULL, H5MD_INT64},
-                                             {"thermostat_temperature", "K", H5MD_FLOAT64},
-                                             {"round_trips", NULL, H5MD_INT64}};
+    static const h5md_series_spec more[3] = {{"replica_state", NULL, H5MD_INT64, 1},
+                                             {"thermostat_temperature", "K", H5MD_FLOAT64, 1},
+                                             {"round_trips", NULL, H5MD_INT64, 1}};
     h5md_layout three = make_extra_layout();
     three.n_extra = 3;
     three.extra = more;
     expect_append_error(path, three, "has no /observables/round_trips");
-    static const h5md_series_spec swapped[2] = {{"replica_state", NULL, H5MD_FLOAT64},
-                                                {"thermostat_temperature", "K", H5MD_FLOAT64}};
+    static const h5md_series_spec swapped[2] = {{"replica_state", NULL, H5MD_FLOAT64, 1},
+                                                {"thermostat_temperature", "K", H5MD_FLOAT64, 1}};
     h5md_layout types = make_extra_layout();
     types.extra = swapped;
     expect_append_error(path, types, "/observables/replica_state/value does not hold "

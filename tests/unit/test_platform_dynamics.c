@@ -59,7 +59,7 @@ static double nve_energy_error(double dt)
     molecule_batch b = {0};
     double *m, *x0, epot[2], ekin[2];
     harmonic_system(2, 4, &b, &m, &x0, &rng);
-    hamiltonian h = {.model = NULL, .harmonic_k = 2.0, .harmonic_center = x0};
+    hamiltonian h = {.n_terms = 1, .terms = {term_harmonic(2.0, x0, 1, 0)}};
     double *v = malloc(sizeof(double) * 3 * b.n_atoms), T[2] = {300, 300};
     maxwell_boltzmann(&b, m, T, 3, v);
     void *impl = NULL;
@@ -133,7 +133,7 @@ static void test_langevin_harmonic_equipartition(void)
     molecule_batch b = {0};
     double *m, *x0;
     harmonic_system(R, n, &b, &m, &x0, &rng);
-    hamiltonian h = {.model = NULL, .harmonic_k = 1.0, .harmonic_center = x0};
+    hamiltonian h = {.n_terms = 1, .terms = {term_harmonic(1.0, x0, 1, 0)}};
     void *impl = NULL;
     dm_error err = {{0}};
     double *v = calloc(3 * b.n_atoms, sizeof(double));
@@ -228,7 +228,7 @@ static void test_fire_minimises_model_energy(void)
         for (int c = 0; c < 3; c++)
             b.positions[3 * i + c] = t.frames[0].positions[3 * a + c] + 0.1 * test_normal(&rng);
     }
-    hamiltonian h = {.model = &model};
+    hamiltonian h = {.n_terms = 1, .terms = {term_model(&model, 1, 0)}};
     void *impl = NULL;
     double *v = calloc(3 * b.n_atoms, sizeof(double)), e0[2], e1[2], *F = malloc(sizeof(double) * 3 * b.n_atoms);
     CU_ASSERT_FATAL(DYN->create(&impl, &h, &b, m, &err) == 0);

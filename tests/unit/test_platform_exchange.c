@@ -114,7 +114,7 @@ static void setup(harmonic_remd *s)
         l->ladder[r] = ladder[r];
     }
     CU_ASSERT_FATAL(exchange_record_alloc(&s->record, l) == 0);
-    s->h = (hamiltonian){.model = NULL, .harmonic_k = 1.0, .harmonic_center = s->x0};
+    s->h = (hamiltonian){.n_terms = 1, .terms = {term_harmonic(1.0, s->x0, 1, 0)}};
     dm_error err = {{0}};
     CU_ASSERT_FATAL(DYN->create(&s->impl, &s->h, &s->b, s->masses, &err) == 0);
     CU_ASSERT_FATAL(DYN->set_positions(s->impl, s->b.positions, &err) == 0);
