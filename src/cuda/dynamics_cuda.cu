@@ -8,7 +8,9 @@
  * The arithmetic is that of src/integrators/ (the reference), in float32
  * with float64 reductions; Langevin noise comes from cuRAND's Philox4x32-10
  * with the same (seed, replica, atom, step) counter as src/core/philox.h. */
+#include "hamiltonian_cuda.cuh"
 #include "painn_cuda.h"
+#include "block_reduce.cuh"
 
 extern "C" {
 #include "../core/philox.h"
@@ -23,7 +25,6 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 
-#define REDUCE_THREADS 256
 
 #define CUDA_TRY(call)                                                                         \
     do {                                                                                       \
@@ -36,13 +37,12 @@ extern "C" {
 typedef enum step_kind { STEP_NONE, STEP_VERLET, STEP_LANGEVIN } step_kind;
 
 typedef struct cuda_dynamics {
-    const hamiltonian *h;
-    painn_cuda *model;      /* NULL when the hamiltonian has no model term */
+    hamiltonian_cuda *ham;  /* forces and energies; owns d_x, d_f, d_epot */
     int n_atoms, n_replicas;
     int *d_offset, *d_replica_of_atom;
-    float *d_x, *d_v, *d_f; /* d_x, d_f belong to the model context when there is one */
+    float *d_x, *d_v, *d_f;
     double *d_epot;
-    float *d_inv_mass, *d_mass, *d_x0;
+    float *d_inv_mass, *d_mass;
     double *d_T, *d_ekin;
     unsigned long long *d_step;
     double *d_fire_real;    /* dt, alpha per replica */
@@ -57,39 +57,11 @@ typedef struct cuda_dynamics {
     /* replica exchange (exchange.h), all on the device */
     const exchange_layout *layout;
     int *d_first, *d_size, *d_group_of;
-    double *d_ladder, *d_vscale;
+    double *d_ladder, *d_state_lambda, *d_vscale; /* d_state_lambda: NULL without λ states */
     int *d_state_of_replica, *d_replica_of_state, *d_last_end;
     long long *d_attempts, *d_accepts, *d_round_trips, *d_occupancy;
     int max_size;
 } cuda_dynamics;
-
-/* ---- reductions: fixed-order tree in shared memory (deterministic) ---- */
-
-__device__ double block_sum(double v, double *shared)
-{
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) shared[threadIdx.x] += shared[threadIdx.x + s];
-        __syncthreads();
-    }
-    double total = shared[0];
-    __syncthreads();
-    return total;
-}
-
-__device__ double block_max(double v, double *shared)
-{
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) shared[threadIdx.x] = fmax(shared[threadIdx.x], shared[threadIdx.x + s]);
-        __syncthreads();
-    }
-    double total = shared[0];
-    __syncthreads();
-    return total;
-}
 
 /* ---- kernels: each one line of the algorithm ---- */
 
@@ -148,25 +120,6 @@ __global__ void kick_drift_thermostat_drift(int n, float *x, float *v, const flo
 
 __global__ void advance_step(unsigned long long *step) { *step += 1; }
 
-/* One block per replica: U_r += sum k/2 |x - x0|^2, F -= k (x - x0);
- * with zero_first the model term is absent and E, F start from zero. */
-__global__ void harmonic_restraint(int n, const int *offset, const float *x, const float *x0,
-                                   double k, int zero_first, float *f, double *energies)
-{
-    __shared__ double shared[REDUCE_THREADS];
-    int r = blockIdx.x;
-    double e = 0;
-    for (int a = offset[r] + threadIdx.x; a < offset[r + 1]; a += blockDim.x)
-        for (int c = 0; c < 3; c++) {
-            double dx = (double)x[c * n + a] - (double)x0[c * n + a];
-            e += 0.5 * k * dx * dx;
-            float base = zero_first ? 0.0f : f[c * n + a];
-            f[c * n + a] = base - (float)(k * dx);
-        }
-    double total = block_sum(e, shared);
-    if (threadIdx.x == 0) energies[r] = (zero_first ? 0.0 : energies[r]) + total;
-}
-
 /* One block per replica: E_kin = sum m |v|^2 / 2 in eV */
 __global__ void kinetic_energy(int n, const int *offset, const float *v, const float *m,
                                double *ekin)
@@ -198,11 +151,15 @@ __global__ void remove_com_velocity(int n, const int *offset, float *v, const fl
 
 /* One thread per exchange group: the attempts of engine/exchange.h, in the
  * order of src/integrators/replica_exchange.c; vscale gets each replica's
- * velocity factor (1 when it kept its state). */
+ * velocity factor (1 when it kept its state). -Δ as exchange_log_acceptance:
+ *   (β_s - β_t)(U_0,i - U_0,j) + (β_s λ_s - β_t λ_t)(ΔU_i - ΔU_j)   with λ states,
+ *   (β_s - β_t)(U_i - U_j), U_r = U_0,r + λ_r ΔU_r                without. */
 __global__ void exchange_attempts(int n_groups, const int *first, const int *size,
-                                  const double *ladder, const double *epot, unsigned long long attempt,
-                                  uint64_t seed, int *state_of_replica, int *replica_of_state,
-                                  long long *attempts, long long *accepts, double *vscale)
+                                  const double *ladder, const double *state_lambda,
+                                  const double *u0, const double *du, const double *lambda,
+                                  unsigned long long attempt, uint64_t seed, int *state_of_replica,
+                                  int *replica_of_state, long long *attempts, long long *accepts,
+                                  double *vscale)
 {
     int g = blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= n_groups) return;
@@ -211,14 +168,17 @@ __global__ void exchange_attempts(int n_groups, const int *first, const int *siz
         int i = replica_of_state[s], j = replica_of_state[s + 1];
         double beta_s = 1.0 / (BOLTZMANN_EV_PER_K * ladder[s]);
         double beta_t = 1.0 / (BOLTZMANN_EV_PER_K * ladder[s + 1]);
-        double delta = (beta_s - beta_t) * (epot[i] - epot[j]);
+        double log_p = state_lambda
+            ? (beta_s - beta_t) * (u0[i] - u0[j]) +
+                  (beta_s * state_lambda[s] - beta_t * state_lambda[s + 1]) * (du[i] - du[j])
+            : (beta_s - beta_t) * ((u0[i] + lambda[i] * du[i]) - (u0[j] + lambda[j] * du[j]));
         attempts[s]++;
-        if (delta < 0) {
+        if (log_p < 0) {
             uint4 ctr = make_uint4((unsigned)s, 0u, (unsigned)attempt,
                                    (unsigned)(attempt >> 32) ^ ((unsigned)PHILOX_STREAM_EXCHANGE << 28));
             uint4 bits = curand_Philox4x32_10(ctr, make_uint2((unsigned)seed, (unsigned)(seed >> 32)));
             double u = ((double)bits.x + 0.5) * (1.0 / 4294967296.0);
-            if (u >= exp(delta)) continue;
+            if (u >= exp(log_p)) continue;
         }
         accepts[s]++;
         replica_of_state[s] = j;
@@ -230,16 +190,18 @@ __global__ void exchange_attempts(int n_groups, const int *first, const int *siz
     }
 }
 
-/* One thread per replica: thermostat temperature from the state, round trips
+/* One thread per replica: thermostat temperature and λ from the state, round trips
  * and time per rung (src/integrators/replica_exchange.c, record_visits). */
 __global__ void exchange_visits(int R, const int *first, const int *size, const int *group_of,
-                                const double *ladder, const int *state_of_replica, int max_size,
-                                double *T, int *last_end, long long *round_trips, long long *occupancy)
+                                const double *ladder, const double *state_lambda,
+                                const int *state_of_replica, int max_size, double *T, double *lambda,
+                                int *last_end, long long *round_trips, long long *occupancy)
 {
     int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= R || group_of[r] < 0) return;
     int g = group_of[r], k = state_of_replica[r] - first[g];
     T[r] = ladder[state_of_replica[r]];
+    if (state_lambda) lambda[r] = state_lambda[state_of_replica[r]];
     occupancy[(size_t)r * max_size + k]++;
     if (k == 0) {
         if (last_end[r] == +1) round_trips[r]++;
@@ -320,16 +282,10 @@ __global__ void fire_iteration(int n, const int *offset, float *x, float *v, con
 
 static int atom_blocks(int n) { return (n + 127) / 128; }
 
-/* F and U at the current positions: the model, then the restraint. */
+/* F and U at the current positions and λ (hamiltonian_cuda.cuh). */
 static int enqueue_forces(cuda_dynamics *d, dm_error *err)
 {
-    if (d->model && painn_cuda_evaluate(d->model, d->stream, err)) return -1;
-    if (d->h->harmonic_k > 0 || !d->model)
-        harmonic_restraint<<<d->n_replicas, REDUCE_THREADS, 0, d->stream>>>(
-            d->n_atoms, d->d_offset, d->d_x, d->d_x0, d->h->harmonic_k, d->model == NULL, d->d_f,
-            d->d_epot);
-    CUDA_TRY(cudaGetLastError());
-    return 0;
+    return hamiltonian_cuda_enqueue(d->ham, d->stream, err);
 }
 
 static int enqueue_step(cuda_dynamics *d, step_kind kind, double dt, double friction,
@@ -396,16 +352,11 @@ static void cu_destroy(void *impl)
     cuda_dynamics *d = (cuda_dynamics *)impl;
     if (!d) return;
     if (d->step_graph) cudaGraphExecDestroy(d->step_graph);
-    if (d->model) {
-        painn_cuda_destroy(d->model);
-    } else {
-        cudaFree(d->d_x);
-        cudaFree(d->d_f);
-        cudaFree(d->d_epot);
-    }
-    void *owned[] = {d->d_offset, d->d_replica_of_atom, d->d_v, d->d_inv_mass, d->d_mass, d->d_x0,
+    hamiltonian_cuda_destroy(d->ham);
+    void *owned[] = {d->d_offset, d->d_replica_of_atom, d->d_v, d->d_inv_mass, d->d_mass,
                      d->d_T, d->d_ekin, d->d_step, d->d_fire_real, d->d_fire_int, d->d_first,
-                     d->d_size, d->d_group_of, d->d_ladder, d->d_vscale, d->d_state_of_replica,
+                     d->d_size, d->d_group_of, d->d_ladder, d->d_state_lambda, d->d_vscale,
+                     d->d_state_of_replica,
                      d->d_replica_of_state, d->d_last_end, d->d_attempts, d->d_accepts,
                      d->d_round_trips, d->d_occupancy};
     for (size_t k = 0; k < sizeof owned / sizeof *owned; k++) cudaFree(owned[k]);
@@ -444,7 +395,6 @@ static int alloc_state(cuda_dynamics *d, const molecule_batch *b, const double *
     CUDA_TRY(cudaMalloc(&d->d_v, fb));
     CUDA_TRY(cudaMalloc(&d->d_inv_mass, sizeof(float) * n));
     CUDA_TRY(cudaMalloc(&d->d_mass, sizeof(float) * n));
-    CUDA_TRY(cudaMalloc(&d->d_x0, fb));
     CUDA_TRY(cudaMalloc(&d->d_T, sizeof(double) * R));
     CUDA_TRY(cudaMalloc(&d->d_ekin, sizeof(double) * R));
     CUDA_TRY(cudaMalloc(&d->d_step, sizeof(unsigned long long)));
@@ -473,7 +423,6 @@ static int alloc_state(cuda_dynamics *d, const molecule_batch *b, const double *
     free(m);
     free(im);
     if (e != cudaSuccess) return dm_fail(err, "CUDA upload failed: %s", cudaGetErrorString(e));
-    if (d->h->harmonic_k > 0 && upload_planes(d, d->h->harmonic_center, d->d_x0, err)) return -1;
     return 0;
 }
 
@@ -482,25 +431,17 @@ static int cu_create(void **impl, const hamiltonian *h, const molecule_batch *b,
 {
     cuda_dynamics *d = (cuda_dynamics *)calloc(1, sizeof *d);
     if (!d) return dm_fail(err, "out of memory");
-    d->h = h;
     d->n_atoms = b->n_atoms;
     d->n_replicas = b->n_molecules;
     d->h_planes = (float *)malloc(sizeof(float) * (3 * (size_t)b->n_atoms + 1));
     int rc = d->h_planes ? 0 : dm_fail(err, "out of memory");
     if (rc == 0 && cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking) != cudaSuccess)
         rc = dm_fail(err, "cannot create a CUDA stream");
-    if (rc == 0 && h->model) {
-        rc = painn_cuda_create(&d->model, h->model, b, NULL, err);
-        if (rc == 0) {
-            d->d_x = painn_cuda_positions(d->model);
-            d->d_f = painn_cuda_forces(d->model);
-            d->d_epot = painn_cuda_energies(d->model);
-        }
-    } else if (rc == 0) {
-        size_t fb = sizeof(float) * 3 * b->n_atoms;
-        if (cudaMalloc(&d->d_x, fb) != cudaSuccess || cudaMalloc(&d->d_f, fb) != cudaSuccess ||
-            cudaMalloc(&d->d_epot, sizeof(double) * b->n_molecules) != cudaSuccess)
-            rc = dm_fail(err, "out of GPU memory for %d atoms", b->n_atoms);
+    if (rc == 0) rc = hamiltonian_cuda_create(&d->ham, h, b, err);
+    if (rc == 0) {
+        d->d_x = hamiltonian_cuda_positions(d->ham);
+        d->d_f = hamiltonian_cuda_forces(d->ham);
+        d->d_epot = hamiltonian_cuda_energies(d->ham);
     }
     if (rc == 0) rc = alloc_state(d, b, masses, err);
     if (rc) {
@@ -530,12 +471,33 @@ static int cu_set_temperatures(void *impl, const double *T, dm_error *err)
     return 0;
 }
 
+static int cu_set_lambdas(void *impl, const double *lambdas, dm_error *err)
+{
+    cuda_dynamics *d = (cuda_dynamics *)impl;
+    CUDA_TRY(cudaMemcpy(hamiltonian_cuda_lambdas(d->ham), lambdas, sizeof(double) * d->n_replicas,
+                        cudaMemcpyHostToDevice));
+    if (hamiltonian_cuda_enqueue_combine(d->ham, d->stream, err)) return -1;
+    CUDA_TRY(cudaStreamSynchronize(d->stream));
+    return 0;
+}
+
+static int cu_get_lambdas(void *impl, double *lambdas, double *u0, double *du, dm_error *err)
+{
+    cuda_dynamics *d = (cuda_dynamics *)impl;
+    size_t bytes = sizeof(double) * d->n_replicas;
+    CUDA_TRY(cudaStreamSynchronize(d->stream));
+    if (lambdas) CUDA_TRY(cudaMemcpy(lambdas, hamiltonian_cuda_lambdas(d->ham), bytes, cudaMemcpyDeviceToHost));
+    if (u0) CUDA_TRY(cudaMemcpy(u0, hamiltonian_cuda_u0(d->ham), bytes, cudaMemcpyDeviceToHost));
+    if (du) CUDA_TRY(cudaMemcpy(du, hamiltonian_cuda_du(d->ham), bytes, cudaMemcpyDeviceToHost));
+    return 0;
+}
+
 static int cu_compute_forces(void *impl, dm_error *err)
 {
     cuda_dynamics *d = (cuda_dynamics *)impl;
     if (enqueue_forces(d, err)) return -1;
     CUDA_TRY(cudaStreamSynchronize(d->stream));
-    return d->model ? painn_cuda_check(d->model, NULL, d->stream, err) : 0;
+    return hamiltonian_cuda_check(d->ham, d->stream, err);
 }
 
 static int cu_verlet(void *impl, long n_steps, double dt, dm_error *err)
@@ -574,6 +536,10 @@ static int exchange_alloc(cuda_dynamics *d, const exchange_layout *l, int max_si
     CUDA_TRY(cudaMemcpy(d->d_size, l->size, sizeof(int) * G, cudaMemcpyHostToDevice));
     CUDA_TRY(cudaMemcpy(d->d_group_of, l->group_of, sizeof(int) * R, cudaMemcpyHostToDevice));
     CUDA_TRY(cudaMemcpy(d->d_ladder, l->ladder, sizeof(double) * R, cudaMemcpyHostToDevice));
+    if (l->lambda) {
+        CUDA_TRY(cudaMalloc(&d->d_state_lambda, sizeof(double) * R));
+        CUDA_TRY(cudaMemcpy(d->d_state_lambda, l->lambda, sizeof(double) * R, cudaMemcpyHostToDevice));
+    }
     /* factor 1 for every replica; the exchange kernel rewrites only its groups' */
     double *ones = (double *)malloc(sizeof(double) * R);
     if (!ones) return dm_fail(err, "out of memory");
@@ -631,14 +597,20 @@ static int cu_exchange(void *impl, uint64_t attempt, uint64_t seed, dm_error *er
     cuda_dynamics *d = (cuda_dynamics *)impl;
     const exchange_layout *l = d->layout;
     if (!l) return dm_fail(err, "replica exchange was not set up");
+    double *lambda = hamiltonian_cuda_lambdas(d->ham);
     exchange_attempts<<<(l->n_groups + 63) / 64, 64, 0, d->stream>>>(
-        l->n_groups, d->d_first, d->d_size, d->d_ladder, d->d_epot, attempt, seed,
+        l->n_groups, d->d_first, d->d_size, d->d_ladder, d->d_state_lambda,
+        hamiltonian_cuda_u0(d->ham), hamiltonian_cuda_du(d->ham), lambda, attempt, seed,
         d->d_state_of_replica, d->d_replica_of_state, d->d_attempts, d->d_accepts, d->d_vscale);
     exchange_visits<<<(l->n_replicas + 127) / 128, 128, 0, d->stream>>>(
-        l->n_replicas, d->d_first, d->d_size, d->d_group_of, d->d_ladder, d->d_state_of_replica,
-        d->max_size, d->d_T, d->d_last_end, d->d_round_trips, d->d_occupancy);
+        l->n_replicas, d->d_first, d->d_size, d->d_group_of, d->d_ladder, d->d_state_lambda,
+        d->d_state_of_replica, d->max_size, d->d_T, lambda, d->d_last_end, d->d_round_trips,
+        d->d_occupancy);
     scale_velocities<<<atom_blocks(d->n_atoms), 128, 0, d->stream>>>(d->n_atoms, d->d_replica_of_atom,
                                                                      d->d_vscale, d->d_v);
+    CUDA_TRY(cudaGetLastError());
+    /* energies and forces follow the new λ */
+    if (hamiltonian_cuda_enqueue_combine(d->ham, d->stream, err)) return -1;
     CUDA_TRY(cudaGetLastError());
     return 0;
 }
@@ -731,15 +703,18 @@ static int cu_get_state(void *impl, double *x, double *v, double *forces, double
                                  cudaMemcpyDeviceToHost, d->stream));
     }
     CUDA_TRY(cudaStreamSynchronize(d->stream));
-    return d->model ? painn_cuda_check(d->model, NULL, d->stream, err) : 0;
+    return hamiltonian_cuda_check(d->ham, d->stream, err);
 }
 
+/* in the order of dynamics_ops (engine/dynamics.h) */
+static_assert(sizeof(dynamics_ops) == 17 * sizeof(void *), "dynamics_ops changed: update dynamics_cuda");
 extern "C" const dynamics_ops dynamics_cuda = {
     "cuda",
     cu_create,
     cu_set_positions,
     cu_set_velocities,
     cu_set_temperatures,
+    cu_set_lambdas,
     cu_compute_forces,
     cu_verlet,
     cu_langevin,
@@ -749,5 +724,6 @@ extern "C" const dynamics_ops dynamics_cuda = {
     cu_get_exchange,
     cu_remove_com_motion,
     cu_get_state,
+    cu_get_lambdas,
     cu_destroy,
 };

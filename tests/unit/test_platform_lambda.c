@@ -696,26 +696,15 @@ static void test_exchange_windows_stay_permutation(void)
 
 int main(int argc, char **argv)
 {
-    const char *name = argc > 1 ? argv[1] : "reference";
     test_require_shared();
+    DYN = test_dynamics_from_args(argc, argv);
     dm_error err = {{0}};
-    DYN = dynamics_find(name, NULL, 0, &err);
-    PLATFORM = DYN ? platform_find(name, NULL, 0, &err) : NULL;
-    if (!DYN || !PLATFORM) {
-        if (!strcmp(name, "cuda")) {
-            char why[1100];
-            snprintf(why, sizeof why, "no GPU (%s)", err.msg);
-            test_skip(why);
-        }
-        fprintf(stderr, "%s\n", err.msg);
-        return 2;
-    }
+    PLATFORM = platform_find(DYN->platform, NULL, 0, &err);
     if (!DYN->set_lambdas || !DYN->get_lambdas) {
         fprintf(stderr, "platform %s: the dynamics has no set_lambdas/get_lambdas\n", DYN->platform);
         return 1;
     }
     TOL = !strcmp(DYN->platform, "reference") ? TOL_REFERENCE : TOL_CUDA;
-    printf("platform: %s\n", DYN->platform);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     TEST_SUITE("interpolate", TEST_CASE(test_interpolate_harmonic),
                TEST_CASE(test_interpolate_model_to_harmonic));
