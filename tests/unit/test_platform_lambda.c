@@ -45,7 +45,7 @@ typedef struct tolerances {
 } tolerances;
 
 static const tolerances TOL_REFERENCE = {1e-5, 1e-6, 1e-8, 1e-12, 1e-9, 1};
-static const tolerances TOL_CUDA = {1e-2, 2e-2, 1e-3, 1e-6, 1e-3, 0};
+static const tolerances TOL_CUDA = {1e-2, 1e-3, 1e-3, 1e-6, 1e-3, 0};
 
 static const dynamics_ops *DYN;
 static const platform_ops *PLATFORM;
@@ -121,16 +121,16 @@ static void evaluate(const hamiltonian *h, const molecule_batch *b, const double
 
 /* max over every coordinate of |F - F_fd|, F_fd = -(U(x + h e_k) - U(x - h e_k)) / 2h,
  * displacing coordinate k of every replica at once (replicas are independent). */
-static double fd_error(const hamiltonian *h, const molecule_batch *b, const double *lambdas,
-                       double step)
+static double fd_error_of(const hamiltonian *h, const molecule_batch *b, const double *lambdas,
+                          double step, double *e_plus, double *e_minus)
 {
     int R = b->n_molecules, n3 = 3 * (b->offset[1] - b->offset[0]);
     double *F = malloc(sizeof(double) * 3 * b->n_atoms), *x = malloc(sizeof(double) * 3 * b->n_atoms);
-    double *ep = malloc(sizeof(double) * R), *em = malloc(sizeof(double) * R);
     double *e = malloc(sizeof(double) * R);
     evaluate(h, b, b->positions, lambdas, e, F, NULL, NULL);
     double worst = 0;
     for (int k = 0; k < n3; k++) {
+        double *ep = e_plus + k * R, *em = e_minus + k * R;
         memcpy(x, b->positions, sizeof(double) * 3 * b->n_atoms);
         for (int r = 0; r < R; r++) x[3 * b->offset[r] + k] += step;
         evaluate(h, b, x, lambdas, ep, NULL, NULL, NULL);
@@ -143,9 +143,42 @@ static double fd_error(const hamiltonian *h, const molecule_batch *b, const doub
     }
     free(F);
     free(x);
+    free(e);
+    return worst;
+}
+
+/* The finite-difference error on the platform under test, and the bound it
+ * must meet: `tol` on the float64 reference; on a float32 platform, the same
+ * stencil's error on the reference (truncation) plus what the platform's
+ * energy rounding e = max |U - U_reference| at the same points can add to a
+ * difference quotient (2e / 2h, doubled) plus `tol`. The rounding itself must
+ * stay within the promised 1e-6 relative (+1e-6 eV) energy accuracy. */
+static double fd_error(const hamiltonian *h, const molecule_batch *b, const double *lambdas,
+                       double step, double tol, double *bound)
+{
+    int R = b->n_molecules, n = 3 * (b->offset[1] - b->offset[0]) * R;
+    double *ep = malloc(sizeof(double) * n), *em = malloc(sizeof(double) * n);
+    double worst = fd_error_of(h, b, lambdas, step, ep, em);
+    *bound = tol;
+    if (DYN != &dynamics_reference) {
+        const dynamics_ops *tested = DYN;
+        double *rp = malloc(sizeof(double) * n), *rm = malloc(sizeof(double) * n), rounding = 0;
+        DYN = &dynamics_reference;
+        double truncation = fd_error_of(h, b, lambdas, step, rp, rm);
+        DYN = tested;
+        for (int k = 0; k < n; k++) {
+            double d = fmax(fabs(ep[k] - rp[k]), fabs(em[k] - rm[k]));
+            rounding = fmax(rounding, d);
+            CU_ASSERT(d <= 1e-6 * fabs(rp[k]) + 1e-6);
+        }
+        *bound = truncation + 2 * rounding / step + tol;
+        printf("\n  (|U - U_reference| <= %.1e eV, reference stencil error %.1e, bound %.2e)",
+               rounding, truncation, *bound);
+        free(rp);
+        free(rm);
+    }
     free(ep);
     free(em);
-    free(e);
     return worst;
 }
 
@@ -221,9 +254,9 @@ static void test_interpolate_harmonic(void)
         CU_ASSERT(close_rel(e[r], (1 - l) * UA + l * UB, TOL.energy_rel));
     }
     CU_ASSERT(worst_f <= TOL.force);
-    double fd = fd_error(&h, &b, lambdas, TOL.fd_step);
+    double bound, fd = fd_error(&h, &b, lambdas, TOL.fd_step, TOL.fd_harmonic, &bound);
     printf("\n  harmonic A -> B: max |F - F_fd| = %.2e eV/A ", fd);
-    CU_ASSERT(fd <= TOL.fd_harmonic);
+    CU_ASSERT(fd <= bound);
     free(F);
     free(xA);
     free(xB);
@@ -258,9 +291,9 @@ static void test_interpolate_model_to_harmonic(void)
         CU_ASSERT(close_rel(u0[r], model, TOL.energy_rel));
         CU_ASSERT(close_rel(du[r], S - model, TOL.energy_rel)); /* U_B = 2/2 S */
     }
-    double fd = fd_error(&h, &b, lambdas, TOL.fd_step);
+    double bound, fd = fd_error(&h, &b, lambdas, TOL.fd_step, TOL.fd_force, &bound);
     printf("\n  21k model -> harmonic: max |F - F_fd| = %.2e eV/A ", fd);
-    CU_ASSERT(fd <= TOL.fd_force);
+    CU_ASSERT(fd <= bound);
     free(x0);
     molecule_batch_free(&b);
     painn_model_free(&m);
@@ -284,7 +317,8 @@ static double closest_to_cutoff(int n, const double *x, double rc)
 
 /* The waters of water_cluster_3 (atoms 0-8), then ethanol (atoms 9-17)
  * moved along +x until its nearest atom is 3 Å from the nearest water atom,
- * and on until no pair sits within 10 FD steps of the cutoff. */
+ * and on until no pair sits within 2 FD steps of the cutoff (a step moves a
+ * distance by at most h: no difference quotient straddles the cutoff). */
 typedef struct cluster {
     int n, n_water, species[32];
     double x[96];
@@ -319,7 +353,7 @@ static void build_cluster(cluster *c, double cutoff)
         for (int i = 0; i < fe->n_atoms; i++)
             for (int k = 0; k < 3; k++)
                 c->x[3 * (fw->n_atoms + i) + k] = fe->positions[3 * i + k] + (k == 0 ? shift : 0);
-        if (min_distance(c) >= 3.0 && closest_to_cutoff(c->n, c->x, cutoff) > 10 * TOL.fd_step) break;
+        if (min_distance(c) >= 3.0 && closest_to_cutoff(c->n, c->x, cutoff) > 2 * TOL.fd_step) break;
     }
     CU_ASSERT_FATAL(min_distance(c) >= 3.0 && min_distance(c) < 3.5);
     xyz_trajectory_free(&w);
@@ -386,9 +420,9 @@ static void test_decouple_forces_fd(void)
     molecule_batch b = {0};
     replicate(1, d.c.n, d.c.species, d.c.x, &b);
     const double lambdas[1] = {0.4};
-    double fd = fd_error(&d.h, &b, lambdas, TOL.fd_step);
+    double bound, fd = fd_error(&d.h, &b, lambdas, TOL.fd_step, TOL.fd_force, &bound);
     printf("\n  decouple at λ = 0.4: max |F - F_fd| = %.2e eV/A ", fd);
-    CU_ASSERT(fd <= TOL.fd_force);
+    CU_ASSERT(fd <= bound);
     molecule_batch_free(&b);
     painn_model_free(&d.m);
 }
@@ -457,9 +491,9 @@ static void test_flat_bottom(void)
             CU_ASSERT(fabs(F[3 * i + c] - f) <= TOL.force);
             if (dist[i] < radius) CU_ASSERT(F[3 * i + c] == 0.0); /* exactly zero inside */
         }
-    double fd = fd_error(&h, &b, lambda0, TOL.fd_step);
+    double bound, fd = fd_error(&h, &b, lambda0, TOL.fd_step, TOL.fd_harmonic, &bound);
     printf("\n  flat-bottom: E = %.6f eV (analytic %.6f), max |F - F_fd| = %.2e eV/A ", e, want, fd);
-    CU_ASSERT(fd <= TOL.fd_harmonic);
+    CU_ASSERT(fd <= bound);
     /* every atom inside: exactly zero energy and force */
     for (int i = 0; i < 4; i++)
         for (int c = 0; c < 3; c++) b.positions[3 * i + c] = center[c] + 0.45 * dist[i] * dir[i][c];
@@ -590,7 +624,11 @@ static void test_exchange_downhill_and_uphill(void)
     CU_ASSERT_FATAL(DYN->get_lambdas(s.impl, lam, u0, du, &err) == 0);
     CU_ASSERT(lam[0] == 1.0 && lam[1] == 0.0); /* λ follows the state */
     CU_ASSERT_FATAL(DYN->get_state(s.impl, NULL, v, F, e, NULL, &err) == 0);
-    CU_ASSERT(max_abs_diff(v, s.v, 3 * s.b.n_atoms) == 0.0); /* equal T: not rescaled */
+    /* equal T: not rescaled (float32 platforms hold v rounded to float) */
+    double unscaled = 0;
+    for (int k = 0; k < 3 * s.b.n_atoms; k++)
+        unscaled = fmax(unscaled, fabs(v[k] - (DYN == &dynamics_reference ? s.v[k] : (double)(float)s.v[k])));
+    CU_ASSERT(unscaled == 0.0);
     /* energies and forces at the new λ, from the formulas */
     for (int r = 0; r < 2; r++) {
         double kr = K_A + lam[r] * (K_B - K_A), S = spread(&s, s.b.positions, r);
