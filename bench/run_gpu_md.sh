@@ -10,6 +10,8 @@
 #                 replicas run one at a time (one context each)
 #   nve           NVE drift and fluctuation, benzene and aspirin, 0.5 and 0.25 fs
 #   remd_example  configs/remd_alanine_dipeptide.yaml (8 rungs, 300-600 K) on cuda
+#   fe            λ sweeps on cuda: configs/fe_harmonic.yaml (known answer) and
+#                 4000 steps of configs/fe_decouple_ethanol.yaml (16 windows), analysed
 set -u
 OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
@@ -24,7 +26,7 @@ M=$DISTILMD_SHARED/molecules
 MIX=$M/water.xyz,$M/ammonia.xyz,$M/methane.xyz,$M/ethanol.xyz,$M/benzene.xyz,$M/water_cluster_3.xyz,$M/water_cluster_5.xyz,$M/water_cluster_10.xyz,$M/ethane.xyz,$M/butane.xyz,$M/hexane.xyz,$M/naphthalene.xyz,$M/anthracene.xyz,$M/glycine.xyz,$M/alanine.xyz,$M/adenine.xyz,$M/guanine.xyz
 MODEL=$DISTILMD_SHARED/models/student_427k.onnx
 status=0
-for step in ${*:-md remd nve remd_example}; do
+for step in ${*:-md remd nve remd_example fe}; do
     echo "=== $step"
     case $step in
     md)
@@ -49,6 +51,18 @@ for step in ${*:-md remd nve remd_example}; do
         $BIN demux "$tmp/remd.h5" --output-prefix "$tmp/demux" >>"$OUT/remd_example.txt" 2>&1 || status=1
         ls "$tmp" >>"$OUT/remd_example.txt"
         grep -v "^step " "$OUT/remd_example.txt" | tail -40
+        rm -rf "$tmp"
+        ;;
+    fe)
+        tmp=$(mktemp -d)
+        sed -e "s|file: fe_harmonic.h5|file: $tmp/h.h5|; s|file: fe_harmonic.chk|file: $tmp/h.chk|" \
+            configs/fe_harmonic.yaml >"$tmp/h.yaml"
+        $BIN run "$tmp/h.yaml" --platform cuda --quiet 2>&1 | tail -1 | tee "$OUT/fe.txt"
+        $BIN analyze "$tmp/h.h5" --discard-ps 10 | tail -6 | tee -a "$OUT/fe.txt"
+        sed -e "s|file: fe_decouple_ethanol.h5|file: $tmp/d.h5|; s|file: fe_decouple_ethanol.chk|file: $tmp/d.chk|" \
+            -e "s|structure: ../examples|structure: $PWD/examples|" configs/fe_decouple_ethanol.yaml >"$tmp/d.yaml"
+        $BIN run "$tmp/d.yaml" --platform cuda --steps ${FE_STEPS:-4000} --quiet 2>&1 | tail -1 | tee -a "$OUT/fe.txt"
+        $BIN analyze "$tmp/d.h5" | tail -6 | tee -a "$OUT/fe.txt"
         rm -rf "$tmp"
         ;;
     *) echo "unknown step $step"; status=1 ;;
