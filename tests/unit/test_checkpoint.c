@@ -21,32 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct temp_dir {
-    char path[256];
-} temp_dir;
-
-static int temp_dir_make(temp_dir *d)
-{
-    snprintf(d->path, sizeof d->path, "/tmp/distilmd_test_checkpoint_XXXXXX");
-    return mkdtemp(d->path) ? 0 : -1;
-}
-
-static void temp_dir_remove(temp_dir *d)
-{
-    DIR *dir = opendir(d->path);
-    if (dir) {
-        struct dirent *e;
-        char file[512];
-        while ((e = readdir(dir)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(file, sizeof file, "%s/%s", d->path, e->d_name);
-            unlink(file);
-        }
-        closedir(dir);
-    }
-    rmdir(d->path);
-}
-
 static int file_exists(const char *path)
 {
     struct stat st;

@@ -459,28 +459,6 @@ static void test_symmetric_eigen(void)
 /* ------------------------------------------------------------------------ */
 /* Input files. */
 
-typedef struct temp_dir {
-    char path[256];
-} temp_dir;
-
-static int temp_dir_make(temp_dir *d)
-{
-    snprintf(d->path, sizeof d->path, "/tmp/distilmd_test_estimators_XXXXXX");
-    return mkdtemp(d->path) ? 0 : -1;
-}
-
-static const char *const FILE_NAMES[] = {"good.h5", "bad.h5", "text.h5"};
-
-static void temp_dir_remove(temp_dir *d)
-{
-    char file[512];
-    for (size_t i = 0; i < sizeof FILE_NAMES / sizeof *FILE_NAMES; i++) {
-        snprintf(file, sizeof file, "%s/%s", d->path, FILE_NAMES[i]);
-        unlink(file);
-    }
-    rmdir(d->path);
-}
-
 /* A dataset at `path` (intermediate groups created). */
 static int write_dataset(hid_t file, const char *path, hid_t mem_type, hid_t file_type, int rank,
                          const hsize_t *dims, const void *data)

@@ -23,7 +23,8 @@
 #include <unistd.h>
 
 static const char *PLATFORM;
-static char TMP[256];
+static temp_dir TMP_DIR;
+static const char *TMP = TMP_DIR.path;
 
 static void write_text(const char *path, const char *text)
 {
@@ -245,21 +246,6 @@ static void test_example_configs_run(void)
     CU_ASSERT(ran >= 3);
 }
 
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     PLATFORM = argc > 1 ? argv[1] : "reference";
@@ -269,13 +255,12 @@ int main(int argc, char **argv)
     if (!realpath(test_shared_dir(), shared)) test_skip("shared data folder not found");
     setenv("DISTILMD_SHARED", shared, 1);
     test_dynamics_from_args(argc, argv);
-    snprintf(TMP, sizeof TMP, "/tmp/distilmd_run_XXXXXX");
-    if (!mkdtemp(TMP)) return 1;
+    if (temp_dir_make(&TMP_DIR)) return 1;
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     TEST_SUITE("restart", TEST_CASE(test_restart_langevin), TEST_CASE(test_restart_verlet),
                TEST_CASE(test_sigterm_writes_checkpoint));
     TEST_SUITE("examples", TEST_CASE(test_example_configs_run));
     int rc = test_run_all();
-    remove_tree(TMP);
+    temp_dir_remove(&TMP_DIR);
     return rc;
 }

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *test_shared_dir(void)
 {
@@ -107,4 +109,26 @@ const dynamics_ops *test_dynamics_from_args(int argc, char **argv)
     if (!d) platform_unavailable(name, &err);
     printf("platform: %s\n", d->platform);
     return d;
+}
+
+int temp_dir_make(temp_dir *d)
+{
+    snprintf(d->path, sizeof d->path, "/tmp/distilmd_test_XXXXXX");
+    return mkdtemp(d->path) ? 0 : -1;
+}
+
+void temp_dir_remove(temp_dir *d)
+{
+    DIR *dir = opendir(d->path);
+    if (dir) {
+        struct dirent *e;
+        char file[512];
+        while ((e = readdir(dir)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(file, sizeof file, "%s/%s", d->path, e->d_name);
+            unlink(file);
+        }
+        closedir(dir);
+    }
+    rmdir(d->path);
 }

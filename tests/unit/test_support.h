@@ -38,6 +38,14 @@ const struct dynamics_ops *test_dynamics_from_args(int argc, char **argv);
     } while (0)
 #define TEST_CASE(fn) {#fn, fn}
 
+/* A temporary folder for one test: /tmp/distilmd_test_XXXXXX, removed with
+ * the files in it (one level: tests make no subfolders). */
+typedef struct temp_dir {
+    char path[256];
+} temp_dir;
+int temp_dir_make(temp_dir *d);     /* 0 on success */
+void temp_dir_remove(temp_dir *d);
+
 /* A per-test random generator (xorshift), deterministic by seed. */
 typedef struct test_rng { unsigned long long s; } test_rng;
 double test_uniform(test_rng *r);   /* [0,1) */
