@@ -40,12 +40,11 @@ import subprocess
 import sys
 import tempfile
 import traceback
+
+from checks import Tally, skip
 import warnings
 
 
-def skip(why):
-    print(f"skipped: {why}")
-    sys.exit(77)
 
 
 BINARY = os.environ.get("DISTILMD_BINARY", "")
@@ -134,24 +133,8 @@ OBSERVABLES = ["window", "dU_dlambda", "reduced_potential", "potential_energy",
                "kinetic_energy", "total_energy", "temperature", "replica_state",
                "thermostat_temperature"]
 
-results = {"passed": 0, "failed": 0, "skipped": 0}
-
-
-def check(name, condition, detail=""):
-    if condition:
-        results["passed"] += 1
-    else:
-        results["failed"] += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-
-
-def run_group(name, function, *args):
-    try:
-        return function(*args)
-    except Exception:
-        results["failed"] += 1
-        print(f"FAIL {name}: exception\n{traceback.format_exc()}")
-        return None
+_tally = Tally()
+results, check, run_group = _tally.results, _tally.check, _tally.run_group
 
 
 def close(a, b, rel=REL):

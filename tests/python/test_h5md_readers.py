@@ -35,12 +35,11 @@ import subprocess
 import sys
 import tempfile
 import traceback
+
+from checks import Tally, skip
 import warnings
 
 
-def skip(why):
-    print(f"skipped: {why}")
-    sys.exit(77)
 
 
 FIXTURE = os.environ.get("DISTILMD_H5MD_FIXTURE", "")
@@ -66,24 +65,8 @@ SHARED = "particles/replica_0000/position"  # owner of the one step and time dat
 # 1 eV in kJ/mol: e N_A / 1000 with the exact SI (CODATA 2018) values
 EV_IN_KJ_PER_MOL = 1.602176634e-19 * 6.02214076e23 / 1000.0
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, condition, detail=""):
-    if condition:
-        results["passed"] += 1
-    else:
-        results["failed"] += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-
-
-def run_group(name, function, *args):
-    """Runs a group of checks; an exception counts as one failure."""
-    try:
-        function(*args)
-    except Exception:
-        results["failed"] += 1
-        print(f"FAIL {name}: exception\n{traceback.format_exc()}")
+_tally = Tally()
+results, check, run_group = _tally.results, _tally.check, _tally.run_group
 
 
 # ---------------------------------------------------------------------------

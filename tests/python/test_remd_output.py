@@ -49,12 +49,11 @@ import subprocess
 import sys
 import tempfile
 import traceback
+
+from checks import Tally, skip
 import warnings
 
 
-def skip(why):
-    print(f"skipped: {why}")
-    sys.exit(77)
 
 
 BINARY = os.environ.get("DISTILMD_BINARY", "")
@@ -122,25 +121,8 @@ EXCHANGE = "parameters/replica_exchange"
 EXCHANGE_DATASETS = ["ladder", "group_first", "group_size", "attempts", "accepts",
                      "acceptance", "round_trips", "occupancy"]
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, condition, detail=""):
-    if condition:
-        results["passed"] += 1
-    else:
-        results["failed"] += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-
-
-def run_group(name, function, *args):
-    """Runs a group of checks; an exception counts as one failure."""
-    try:
-        return function(*args)
-    except Exception:
-        results["failed"] += 1
-        print(f"FAIL {name}: exception\n{traceback.format_exc()}")
-        return None
+_tally = Tally()
+results, check, run_group = _tally.results, _tally.check, _tally.run_group
 
 
 def run_distilmd(workdir, *args):

@@ -37,10 +37,9 @@ import tempfile
 import traceback
 import warnings
 
+from checks import Tally, skip
 
-def skip(why):
-    print(f"skipped: {why}")
-    sys.exit(77)
+
 
 
 BINARY = os.environ.get("DISTILMD_BINARY", "")
@@ -85,25 +84,8 @@ UNITS = {"position": "Angstrom", "velocity": "Angstrom ps-1", "force": "kJ mol-1
 OBSERVABLE_UNITS = {"potential_energy": "eV", "kinetic_energy": "eV", "total_energy": "eV",
                     "temperature": "K"}
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, condition, detail=""):
-    if condition:
-        results["passed"] += 1
-    else:
-        results["failed"] += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-
-
-def run_group(name, function, *args):
-    """Runs a group of checks; an exception counts as one failure."""
-    try:
-        return function(*args)
-    except Exception:
-        results["failed"] += 1
-        print(f"FAIL {name}: exception\n{traceback.format_exc()}")
-        return None
+_tally = Tally()
+results, check, run_group = _tally.results, _tally.check, _tally.run_group
 
 
 def largest_difference(a, b):
