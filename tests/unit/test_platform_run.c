@@ -207,7 +207,7 @@ static void test_sigterm_writes_checkpoint(void)
     free(steps);
 }
 
-/* Every YAML file in configs/ runs for a few steps (output to the temp folder). */
+/* Every YAML file in configs/ runs (one step, output to the temp folder). */
 static void test_example_configs_run(void)
 {
     const char *src = getenv("DISTILMD_SOURCE_DIR");
@@ -228,10 +228,11 @@ static void test_example_configs_run(void)
         dm_error err = {{0}};
         int rc = run_config_load(path, &cfg, &err);
         if (rc == 0) {
-            cfg.steps = cfg.steps < 4 ? cfg.steps : 4;
+            cfg.steps = 1; /* the largest example (16 windows x 3 model terms of the
+                             427k model) costs seconds per step on the reference */
             snprintf(cfg.platform, sizeof cfg.platform, "%s", PLATFORM);
             snprintf(cfg.output.file, sizeof cfg.output.file, "%s", out);
-            cfg.output.interval = 2;
+            cfg.output.interval = 1;
             cfg.checkpoint.file[0] = '\0';
             run_options opt = {.quiet = 1};
             run_summary sum;
