@@ -62,7 +62,15 @@ typedef struct run {
     double *lambda, *u0, *du;    /* [R] per replica */
     int64_t *window;             /* [R] the window each replica is in */
     double *reduced;             /* [R * K]: (U_0 + λ_l ΔU) / (k_B T_l) for window l */
+    /* an output frame gathered from the platform and not yet written: it is
+     * written after the next steps are enqueued, so that the host writes
+     * HDF5 while the GPU computes */
+    int frame_pending;
+    long frame_step;
+    int64_t *frame_rung;         /* [R] with replica exchange */
 } run;
+
+static int emit_frame(run *r, dm_error *err);
 
 /* ---- setup ---- */
 
@@ -189,7 +197,7 @@ static int write_checkpoint(run *r, dm_error *err)
 /* A checkpoint at step s promises a trajectory complete up to s: flush first. */
 static int write_checkpoint_after_flush(run *r, dm_error *err)
 {
-    if (r->out && h5md_flush(r->out, err)) return -1;
+    if (r->out && (emit_frame(r, err) || h5md_flush(r->out, err))) return -1;
     return write_checkpoint(r, err);
 }
 
@@ -401,29 +409,40 @@ static void sweep_observables(run *r)
     }
 }
 
-static int write_frame(run *r, dm_error *err)
+/* Copies the state of this step to the host buffers (synchronises). */
+static int gather_frame(run *r, dm_error *err)
 {
-    const run_config *c = r->cfg;
     if (r->dyn->get_state(r->dyn_impl, r->x, r->v, r->f, r->epot, r->ekin, err)) return -1;
     for (int k = 0; k < r->replicas.n_replicas; k++)
         r->temperature[k] = temperature_of(r->ekin[k], r->dof[k]);
-    int64_t *rung = NULL;
+    if (fetch_exchange(r, err)) return -1;
+    free(r->frame_rung);
+    r->frame_rung = NULL;
+    if (r->exchange.n_groups > 0 && !(r->frame_rung = exchange_rungs(r, err))) return -1;
+    if (r->sweep) sweep_observables(r);
+    r->frame_step = r->step;
+    r->frame_pending = 1;
+    return 0;
+}
+
+/* Writes the gathered frame, if one is pending. */
+static int emit_frame(run *r, dm_error *err)
+{
+    if (!r->frame_pending) return 0;
+    const run_config *c = r->cfg;
     const void *extra[5];
     int n_extra = 0;
-    if (fetch_exchange(r, err)) return -1;
     if (r->exchange.n_groups > 0) {
-        if (!(rung = exchange_rungs(r, err))) return -1;
-        extra[n_extra++] = rung;
+        extra[n_extra++] = r->frame_rung;
         extra[n_extra++] = r->thermostat_T;
     }
     if (r->sweep) {
-        sweep_observables(r);
         extra[n_extra++] = r->window;
         extra[n_extra++] = r->du;
         extra[n_extra++] = r->reduced;
     }
-    h5md_frame fr = {.step = r->step,
-                     .time_fs = r->step * c->integrator.timestep_fs,
+    h5md_frame fr = {.step = r->frame_step,
+                     .time_fs = r->frame_step * c->integrator.timestep_fs,
                      .positions = r->x,
                      .velocities = r->v,
                      .forces = r->f,
@@ -431,11 +450,10 @@ static int write_frame(run *r, dm_error *err)
                      .kinetic_energy = r->ekin,
                      .temperature = r->temperature,
                      .extra = extra};
-    int rc = h5md_write_frame(r->out, &fr, err);
-    free(rung);
-    if (rc) return -1;
+    r->frame_pending = 0;
+    if (h5md_write_frame(r->out, &fr, err)) return -1;
     long flush = c->output.flush_interval;
-    if (flush > 0 && r->step % flush == 0) return h5md_flush(r->out, err);
+    if (flush > 0 && r->frame_step % flush == 0) return h5md_flush(r->out, err);
     return 0;
 }
 
@@ -489,7 +507,7 @@ static int on_events(run *r, dm_error *err)
     if (c->remove_com_interval > 0 && r->step % c->remove_com_interval == 0 &&
         r->dyn->remove_com_motion(r->dyn_impl, err))
         return -1;
-    if (r->out && r->step % c->output.interval == 0 && write_frame(r, err)) return -1;
+    if (r->out && r->step % c->output.interval == 0 && gather_frame(r, err)) return -1;
     if (c->checkpoint.file[0] && c->checkpoint.interval > 0 &&
         r->step % c->checkpoint.interval == 0 && write_checkpoint_after_flush(r, err))
         return -1;
@@ -502,17 +520,19 @@ static int main_loop(run *r, const run_options *opt, run_summary *sum, dm_error 
     const run_config *c = r->cfg;
     progress_meter pm;
     progress_start(&pm, r->step, c->steps, c->integrator.timestep_fs, opt->quiet);
-    if (r->out && r->step % c->output.interval == 0 && !opt->restart && write_frame(r, err))
+    if (r->out && r->step % c->output.interval == 0 && !opt->restart && gather_frame(r, err))
         return -1;
     while (r->step < c->steps && !stop_requested) {
         if (c->integrator.kind == INTEGRATOR_FIRE && all_converged(r)) break;
         long n = next_chunk(r);
-        if (advance(r, n, err)) return -1;
+        if (advance(r, n, err)) return -1; /* on the GPU: enqueued, running */
+        if (emit_frame(r, err)) return -1; /* meanwhile, the host writes the last frame */
         r->step += n;
         if (on_events(r, err)) return -1;
         progress_update(&pm, r->step);
     }
     progress_finish(&pm, r->step);
+    if (emit_frame(r, err)) return -1;
     if (r->exchange.n_groups > 0) {
         if (fetch_exchange(r, err)) return -1;
         exchange_print_summary(stderr, &r->exchange, &r->record);
