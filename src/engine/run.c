@@ -568,6 +568,7 @@ static void run_free(run *r)
     free(r->thermostat_T);
     free(r->dof);
     free(r->fire_state);
+    free(r->frame_rung);
     free(r->lambda);
     free(r->u0);
     free(r->du);
