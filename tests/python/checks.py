@@ -1,6 +1,7 @@
 """What the Python test scripts share: skipping (exit 77, which CTest reports
 as skipped) and a tally of named checks whose summary line, printed last, is
 "N passed, M failed"."""
+import os
 import sys
 import traceback
 
@@ -8,6 +9,19 @@ import traceback
 def skip(why):
     print(f"skipped: {why}")
     sys.exit(77)
+
+
+def locations():
+    """(binary, source, shared) from the environment CTest sets: the built
+    distilmd (skips without it), the source tree, and the shared data folder
+    (DISTILMD_SHARED, default SOURCE/../shared), as absolute paths."""
+    binary = os.environ.get("DISTILMD_BINARY", "")
+    if not binary:
+        skip("DISTILMD_BINARY is not set (CTest sets it to the built distilmd)")
+    source = os.environ.get("DISTILMD_SOURCE_DIR",
+                            os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    shared = os.path.abspath(os.environ.get("DISTILMD_SHARED") or os.path.join(source, "..", "shared"))
+    return binary, source, shared
 
 
 class Tally:

@@ -49,19 +49,12 @@ import subprocess
 import sys
 import tempfile
 import traceback
-
-from checks import Tally, skip
 import warnings
 
+from checks import Tally, locations, skip
 
 
-
-BINARY = os.environ.get("DISTILMD_BINARY", "")
-if not BINARY:
-    skip("DISTILMD_BINARY is not set (CTest sets it to the built distilmd)")
-SOURCE = os.environ.get("DISTILMD_SOURCE_DIR",
-                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SHARED = os.path.abspath(os.environ.get("DISTILMD_SHARED") or os.path.join(SOURCE, "..", "shared"))
+BINARY, SOURCE, SHARED = locations()
 MODEL = os.path.join(SHARED, "models", "student_21k.onnx")
 WATER = os.path.join(SHARED, "molecules", "water.xyz")
 for path in (MODEL, WATER):

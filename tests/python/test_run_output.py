@@ -37,17 +37,10 @@ import tempfile
 import traceback
 import warnings
 
-from checks import Tally, skip
+from checks import Tally, locations, skip
 
 
-
-
-BINARY = os.environ.get("DISTILMD_BINARY", "")
-if not BINARY:
-    skip("DISTILMD_BINARY is not set (CTest sets it to the built distilmd)")
-SOURCE = os.environ.get("DISTILMD_SOURCE_DIR",
-                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SHARED = os.path.abspath(os.environ.get("DISTILMD_SHARED") or os.path.join(SOURCE, "..", "shared"))
+BINARY, SOURCE, SHARED = locations()
 MODEL = os.path.join(SHARED, "models", "student_21k.onnx")
 SYSTEMS = [("water", 2), ("ethanol", 1)]  # structure, copies
 for path in [MODEL] + [os.path.join(SHARED, "molecules", f"{s}.xyz") for s, _ in SYSTEMS]:

@@ -45,18 +45,6 @@ static const char *MODELS[] = {"427k", "77k", "21k"};
 
 /* ---- helpers ---- */
 
-static int load_model(const char *size, painn_model *m)
-{
-    char rel[64];
-    snprintf(rel, sizeof rel, "models/student_%s.onnx", size);
-    dm_error err = {{0}};
-    if (painn_model_load(test_shared_path(rel), m, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
 /* A growing list of molecules (species + positions), concatenated later. */
 typedef struct mol_list {
     int n, cap;
@@ -225,7 +213,7 @@ static void golden_for(const char *size)
     char rel[64];
     dm_error err = {{0}};
     snprintf(rel, sizeof rel, "reference/student_%s.extxyz", size);
-    CU_ASSERT_FATAL(load_model(size, &m) == 0);
+    CU_ASSERT_FATAL(test_load_model(size, &m) == 0);
     if (xyz_read_file(test_shared_path(rel), &ref, &err)) fprintf(stderr, "%s\n", err.msg);
     CU_ASSERT_FATAL(ref.n_frames == 26);
     for (int i = 0; i < ref.n_frames; i++)
@@ -321,7 +309,7 @@ static void random_batch_for(const char *size, unsigned long long seed, int n_mo
     painn_model m = {0};
     molecule_batch b = {0};
     test_rng rng = {seed};
-    CU_ASSERT_FATAL(load_model(size, &m) == 0);
+    CU_ASSERT_FATAL(test_load_model(size, &m) == 0);
     CU_ASSERT_FATAL(random_batch(&rng, n_mol, cluster, &b) == 0);
     const int M = b.n_molecules, n3 = 3 * b.n_atoms;
     double *E = calloc(M, sizeof *E), *F = calloc(n3, sizeof *F);
@@ -381,7 +369,7 @@ static void test_neighbor_counts(void)
     test_rng rng = {505};
     painn_cuda *ctx = NULL;
     dm_error err = {{0}};
-    CU_ASSERT_FATAL(load_model("21k", &m) == 0);
+    CU_ASSERT_FATAL(test_load_model("21k", &m) == 0);
     CU_ASSERT_FATAL(random_batch(&rng, 30, 512, &b) == 0);
     CU_ASSERT_FATAL(create_ctx(&m, &b, 0, &ctx) == 0);
     long expected = 0;
@@ -439,7 +427,7 @@ static void test_determinism(void)
     molecule_batch b = {0};
     test_rng rng = {606};
     painn_cuda *ctx = NULL;
-    CU_ASSERT_FATAL(load_model("427k", &m) == 0);
+    CU_ASSERT_FATAL(test_load_model("427k", &m) == 0);
     CU_ASSERT_FATAL(random_batch(&rng, 20, 512, &b) == 0);
     CU_ASSERT_FATAL(create_ctx(&m, &b, 0, &ctx) == 0);
     const int n3 = 3 * b.n_atoms;
@@ -473,7 +461,7 @@ static void batch_vs_single_for(const char *size, unsigned long long seed)
     painn_model m = {0};
     molecule_batch b = {0};
     test_rng rng = {seed};
-    CU_ASSERT_FATAL(load_model(size, &m) == 0);
+    CU_ASSERT_FATAL(test_load_model(size, &m) == 0);
     CU_ASSERT_FATAL(random_batch(&rng, 12, 0, &b) == 0);
     double *E = calloc(b.n_molecules, sizeof *E), *F = calloc(3 * b.n_atoms, sizeof *F);
     CU_ASSERT_FATAL(cuda_compute(&m, &b, b.positions, E, F) == 0);
@@ -522,7 +510,7 @@ static void test_tile_shapes_agree(void)
     painn_model m = {0};
     molecule_batch b = {0};
     test_rng rng = {111};
-    CU_ASSERT_FATAL(load_model("427k", &m) == 0);
+    CU_ASSERT_FATAL(test_load_model("427k", &m) == 0);
     CU_ASSERT_FATAL(random_batch(&rng, 12, 512, &b) == 0);
     const int M = b.n_molecules, n3 = 3 * b.n_atoms;
     double *E = calloc(M, sizeof *E), *F = calloc(n3, sizeof *F);
@@ -557,7 +545,7 @@ static void test_no_host_round_trip(void)
     test_rng rng = {909};
     painn_cuda *ctx = NULL;
     dm_error err = {{0}};
-    CU_ASSERT_FATAL(load_model("77k", &m) == 0);
+    CU_ASSERT_FATAL(test_load_model("77k", &m) == 0);
     CU_ASSERT_FATAL(random_batch(&rng, 10, 0, &b) == 0);
     CU_ASSERT_FATAL(create_ctx(&m, &b, 0, &ctx) == 0);
     const int n3 = 3 * b.n_atoms;
@@ -602,7 +590,7 @@ static void test_overflow_reported(void)
     molecule_batch b = {0};
     painn_cuda *ctx = NULL;
     dm_error err = {{0}};
-    CU_ASSERT_FATAL(load_model("21k", &m) == 0);
+    CU_ASSERT_FATAL(test_load_model("21k", &m) == 0);
     CU_ASSERT_FATAL(read_all_molecules(&all) > 0);
     int k = -1;
     for (int i = 0; i < all.n; i++)

@@ -213,7 +213,7 @@ static void test_fire_minimises_model_energy(void)
 {
     painn_model model = {0};
     dm_error err = {{0}};
-    CU_ASSERT_FATAL(painn_model_load(test_shared_path("models/student_77k.onnx"), &model, &err) == 0);
+    CU_ASSERT_FATAL(test_load_model("77k", &model) == 0);
     xyz_trajectory t = {0};
     CU_ASSERT_FATAL(xyz_read_file(test_shared_path("molecules/ethanol.xyz"), &t, &err) == 0);
     int sizes[2] = {t.frames[0].n_atoms, t.frames[0].n_atoms};

@@ -62,15 +62,6 @@ static void read_frame(const char *molecule, xyz_trajectory *t)
     CU_ASSERT_FATAL(t->n_frames >= 1);
 }
 
-static void load_model(const char *size, painn_model *m)
-{
-    char rel[64];
-    snprintf(rel, sizeof rel, "models/student_%s.onnx", size);
-    dm_error err = {{0}};
-    if (painn_model_load(test_shared_path(rel), m, &err)) fprintf(stderr, "%s\n", err.msg);
-    CU_ASSERT_FATAL(m->H > 0);
-}
-
 /* R copies of n atoms (species, positions) as a batch. */
 static void replicate(int R, int n, const int *species, const double *x, molecule_batch *b)
 {
@@ -272,7 +263,7 @@ static void test_interpolate_model_to_harmonic(void)
     read_frame("ethanol", &t);
     const xyz_frame *f = &t.frames[0];
     painn_model m = {0};
-    load_model("21k", &m);
+    CU_ASSERT_FATAL(test_load_model("21k", &m) == 0);
     const int R = 4, n = f->n_atoms;
     const double lambdas[4] = {0.0, 0.25, 0.6, 1.0};
     molecule_batch b = {0};
@@ -370,7 +361,7 @@ typedef struct decouple {
 static void decouple_setup(decouple *d)
 {
     memset(d, 0, sizeof *d);
-    load_model("21k", &d->m);
+    CU_ASSERT_FATAL(test_load_model("21k", &d->m) == 0);
     build_cluster(&d->c, d->m.cutoff);
     /* the solute is ethanol; listed out of order to exercise the gather */
     for (int i = d->c.n_water; i < d->c.n; i++) d->solute[d->n_solute++] = d->c.n - 1 - (i - d->c.n_water);

@@ -36,18 +36,6 @@ static const char *MODELS[] = {"427k", "77k", "21k"};
 
 /* ---- helpers ---- */
 
-static int load_model(const char *size, painn_model *m)
-{
-    char rel[64];
-    snprintf(rel, sizeof rel, "models/student_%s.onnx", size);
-    dm_error err = {{0}};
-    if (painn_model_load(test_shared_path(rel), m, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
 /* A batch from frames (copies species and positions). */
 static int batch_from(const xyz_frame *frames, int n, molecule_batch *b)
 {
@@ -163,7 +151,7 @@ static void golden_for(const char *size)
     char rel[64];
     snprintf(rel, sizeof rel, "reference/student_%s.extxyz", size);
     dm_error err = {{0}};
-    CU_ASSERT_FATAL(load_model(size, &m) == 0);
+    CU_ASSERT_FATAL(test_load_model(size, &m) == 0);
     if (xyz_read_file(test_shared_path(rel), &ref, &err)) fprintf(stderr, "%s\n", err.msg);
     CU_ASSERT_FATAL(ref.n_frames == 26);
     CU_ASSERT_FATAL(batch_from(ref.frames, ref.n_frames, &b) == 0);
@@ -203,7 +191,7 @@ static void finite_differences_for(const char *size, const char *molecule, unsig
 {
     painn_model m = {0};
     molecule_batch b = {0};
-    CU_ASSERT_FATAL(load_model(size, &m) == 0);
+    CU_ASSERT_FATAL(test_load_model(size, &m) == 0);
     /* redraw the perturbation until no pair is within three steps of rc: a
      * displacement of 2h moves a distance by at most 2h, so no difference
      * quotient then straddles the cutoff's discontinuity */
@@ -278,7 +266,7 @@ typedef struct invariance_case {
 static void invariance_setup(invariance_case *c, const char *molecule)
 {
     memset(c, 0, sizeof *c);
-    CU_ASSERT_FATAL(load_model("427k", &c->m) == 0);
+    CU_ASSERT_FATAL(test_load_model("427k", &c->m) == 0);
     CU_ASSERT_FATAL(perturbed_molecule(molecule, 0.05, 21, &c->b) == 0);
     c->F = calloc(3 * c->b.n_atoms, sizeof *c->F);
     CU_ASSERT_FATAL(compute(&c->m, &c->b, c->b.positions, &c->E, c->F) == 0);
@@ -342,7 +330,7 @@ static void test_rotation_isotropic_mixing(void)
 {
     invariance_case c;
     memset(&c, 0, sizeof c);
-    CU_ASSERT_FATAL(load_model("427k", &c.m) == 0);
+    CU_ASSERT_FATAL(test_load_model("427k", &c.m) == 0);
     make_mixing_isotropic(&c.m);
     CU_ASSERT_FATAL(perturbed_molecule("caffeine", 0.05, 21, &c.b) == 0);
     int n = c.b.n_atoms;
@@ -415,7 +403,7 @@ static void test_batch_equals_single(void)
     static const char *names[] = {"water", "aspirin", "methane", "water_cluster_10", "benzene"};
     const int nm = 5;
     painn_model m = {0};
-    CU_ASSERT_FATAL(load_model("77k", &m) == 0);
+    CU_ASSERT_FATAL(test_load_model("77k", &m) == 0);
     molecule_batch single[5], all = {0};
     int sizes[5];
     for (int i = 0; i < nm; i++) {
@@ -447,7 +435,7 @@ static void test_batch_equals_single(void)
 static void test_isolated_atoms(void)
 {
     painn_model m = {0};
-    CU_ASSERT_FATAL(load_model("21k", &m) == 0);
+    CU_ASSERT_FATAL(test_load_model("21k", &m) == 0);
     int sizes[2] = {1, 2};
     molecule_batch b = {0};
     CU_ASSERT_FATAL(molecule_batch_alloc(&b, 2, sizes, NULL) == 0);

@@ -2,6 +2,7 @@
 
 #include "core/platform.h"
 #include "engine/dynamics.h"
+#include "model/painn_model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,18 @@ const char *test_shared_path(const char *relative)
     static char path[2048];
     snprintf(path, sizeof path, "%s/%s", test_shared_dir(), relative);
     return path;
+}
+
+int test_load_model(const char *size, painn_model *m)
+{
+    char rel[64];
+    snprintf(rel, sizeof rel, "models/student_%s.onnx", size);
+    dm_error err = {{0}};
+    if (painn_model_load(test_shared_path(rel), m, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 void test_skip(const char *why)

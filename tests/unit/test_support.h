@@ -15,6 +15,10 @@ const char *test_shared_dir(void);
 const char *test_shared_path(const char *relative);
 /* Exits with TEST_SKIP_CODE and "skipped: ..." when shared/ is absent. */
 void test_require_shared(void);
+/* Loads shared/models/student_<size>.onnx ("427k", "77k", "21k"); on failure
+ * prints the loader's message and returns -1. */
+struct painn_model;
+int test_load_model(const char *size, struct painn_model *m);
 /* Exits with TEST_SKIP_CODE and "skipped: <why>". */
 void test_skip(const char *why);
 /* Runs all registered suites in basic mode; returns the exit code (0 when
