@@ -7,7 +7,8 @@
 #   md            MD steps/s for 1, 16, 256, 1024 replicas of the 17-molecule
 #                 mix (427k model), with the force evaluation alone beside it
 #   remd          alanine dipeptide, 16..1024 replicas in one batch vs the same
-#                 replicas run one at a time (one context each)
+#                 replicas run one at a time (one context each); models
+#                 REMD_MODELS (default 427k; e.g. "427k 77k 21k")
 #   nve           NVE drift and fluctuation, benzene and aspirin, 0.5 and 0.25 fs
 #   remd_example  configs/remd_alanine_dipeptide.yaml (8 rungs, 300-600 K) on cuda
 #   fe            λ sweeps on cuda: configs/fe_harmonic.yaml (known answer) and
@@ -34,9 +35,12 @@ for step in ${*:-md remd nve remd_example fe}; do
             --steps ${MD_STEPS:-500} --json "$OUT/md.json" 2>&1 | tee "$OUT/md.txt" || status=1
         ;;
     remd)
-        $BIN bench --md --model "$MODEL" --molecules "$M/alanine_dipeptide.xyz" \
-            --replicas 1,16,64,256,1024 --steps ${MD_STEPS:-500} --one-at-a-time \
-            --json "$OUT/remd.json" 2>&1 | tee "$OUT/remd.txt" || status=1
+        for m in ${REMD_MODELS:-427k}; do
+            $BIN bench --md --model "$DISTILMD_SHARED/models/student_$m.onnx" \
+                --molecules "$M/alanine_dipeptide.xyz" --replicas 1,16,64,256,1024 \
+                --steps ${MD_STEPS:-500} --one-at-a-time \
+                --json "$OUT/remd_$m.json" 2>&1 | tee "$OUT/remd_$m.txt" || status=1
+        done
         ;;
     nve)
         $PYTHON bench/nve_drift.py --binary $BIN --platform cuda --ps ${NVE_PS:-20} \

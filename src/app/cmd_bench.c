@@ -1,7 +1,8 @@
 /* cmd_bench.c — `distilmd bench`: time the batched CUDA evaluation.
  *
  * For each model and batch size B: a batch of B molecules (molecule i mod 17
- * of the benchmark mix of shared/docs/student-model.md), one CUDA context,
+ * of the benchmark mix of shared/docs/student-model.md, or i mod n of the
+ * --molecules list), one CUDA context,
  * warm-up graph replays, then `reps` replays enqueued back to back, each
  * between two CUDA events (the method of bench/torch_baseline.py); the median
  * is the time per evaluation (neighbour lists + energies + forces). Also the
@@ -34,6 +35,13 @@ static const char *const MIX[] = {
     "water_cluster_5", "water_cluster_10", "ethane",  "butane",  "hexane",  "naphthalene",
     "anthracene",      "glycine",          "alanine", "adenine", "guanine"};
 #define N_MIX ((int)(sizeof MIX / sizeof *MIX))
+#define MAX_MOLECULES 64
+
+/* The molecules a batch cycles through: molecule i of a batch is mols[i % n]. */
+typedef struct molecule_set {
+    int n;
+    xyz_trajectory mols[MAX_MOLECULES];
+} molecule_set;
 
 typedef struct bench_options {
     const char *shared;
@@ -44,6 +52,7 @@ typedef struct bench_options {
     int reps, warmup;
     int stages;
     const char *json;
+    char *molecules; /* comma-separated XYZ files, or NULL for the mix */
 } bench_options;
 
 typedef struct bench_row {
@@ -57,7 +66,8 @@ typedef struct bench_row {
 static void bench_usage(FILE *f)
 {
     fprintf(f, "usage: distilmd bench [--model FILE ...] [--batches 1,2,...] [--reps N]\n"
-               "                      [--warmup N] [--stages] [--shared DIR] [--json FILE]\n"
+               "                      [--warmup N] [--stages] [--molecules A.xyz,B.xyz,...]\n"
+               "                      [--shared DIR] [--json FILE]\n"
                "\n"
                "Energy+force time per evaluation and per molecule on the GPU for batches of\n"
                "the 17-molecule benchmark mix (molecule i mod 17), median over N timed\n"
@@ -69,6 +79,7 @@ static void bench_usage(FILE *f)
                "  -r, --reps N       timed evaluations per batch (default 200)\n"
                "  -w, --warmup N     untimed evaluations first (default 20)\n"
                "  -s, --stages       also time each stage of the evaluation\n"
+               "      --molecules L  batches cycle through these XYZ files instead of the mix\n"
                "      --shared DIR   the shared/ folder (default $DISTILMD_SHARED or ../shared)\n"
                "  -j, --json FILE    also write the results as JSON\n");
 }
@@ -94,6 +105,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
                                           {"reps", required_argument, 0, 'r'},
                                           {"warmup", required_argument, 0, 'w'},
                                           {"stages", no_argument, 0, 's'},
+                                          {"molecules", required_argument, 0, 'M'},
                                           {"shared", required_argument, 0, 'S'},
                                           {"json", required_argument, 0, 'j'},
                                           {"help", no_argument, 0, 'h'},
@@ -127,6 +139,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
         case 'r': o->reps = atoi(optarg); break;
         case 'w': o->warmup = atoi(optarg); break;
         case 's': o->stages = 1; break;
+        case 'M': o->molecules = optarg; break;
         case 'S': o->shared = optarg; break;
         case 'j': o->json = optarg; break;
         case 'h': bench_usage(stdout); return 1;
@@ -144,27 +157,43 @@ static int parse_options(int argc, char **argv, bench_options *o)
     return 0;
 }
 
-/* The 17 molecules of the mix, from SHARED/molecules. */
-static int read_mix(const char *shared, xyz_trajectory mix[N_MIX], dm_error *err)
+/* The batch's molecules: the --molecules files, else the 17 of the mix from
+ * SHARED/molecules. */
+static int read_molecules(const bench_options *o, molecule_set *set, dm_error *err)
 {
-    for (int i = 0; i < N_MIX; i++) {
-        char path[1200];
-        snprintf(path, sizeof path, "%s/molecules/%s.xyz", shared, MIX[i]);
-        if (xyz_read_file(path, &mix[i], err)) return -1;
+    char path[1200];
+    if (!o->molecules) {
+        for (set->n = 0; set->n < N_MIX; set->n++) {
+            snprintf(path, sizeof path, "%s/molecules/%s.xyz", o->shared, MIX[set->n]);
+            if (xyz_read_file(path, &set->mols[set->n], err)) return -1;
+        }
+        return 0;
     }
-    return 0;
+    const char *p = o->molecules;
+    for (set->n = 0; *p; set->n++) {
+        size_t len = strcspn(p, ",");
+        if (set->n == MAX_MOLECULES) return dm_fail(err, "--molecules: at most %d files", MAX_MOLECULES);
+        if (len == 0 || len >= sizeof path)
+            return dm_fail(err, "--molecules '%s': expected XYZ files separated by commas",
+                           o->molecules);
+        memcpy(path, p, len);
+        path[len] = '\0';
+        if (xyz_read_file(path, &set->mols[set->n], err)) return -1;
+        p += len + (p[len] == ',');
+    }
+    return set->n ? 0 : dm_fail(err, "--molecules: no files given");
 }
 
-static int mix_batch(const xyz_trajectory mix[N_MIX], int B, molecule_batch *b, dm_error *err)
+static int set_batch(const molecule_set *set, int B, molecule_batch *b, dm_error *err)
 {
     int *sizes = malloc(sizeof(int) * (size_t)B);
     if (!sizes) return dm_fail(err, "out of memory");
-    for (int i = 0; i < B; i++) sizes[i] = mix[i % N_MIX].frames[0].n_atoms;
+    for (int i = 0; i < B; i++) sizes[i] = set->mols[i % set->n].frames[0].n_atoms;
     int rc = molecule_batch_alloc(b, B, sizes, err);
     free(sizes);
     if (rc) return -1;
     for (int i = 0; i < B; i++) {
-        const xyz_frame *f = &mix[i % N_MIX].frames[0];
+        const xyz_frame *f = &set->mols[i % set->n].frames[0];
         memcpy(b->species + b->offset[i], f->species, sizeof(int) * (size_t)f->n_atoms);
         memcpy(b->positions + 3 * (size_t)b->offset[i], f->positions,
                sizeof(double) * 3 * (size_t)f->n_atoms);
@@ -193,7 +222,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int time_batch(const painn_model *m, const xyz_trajectory mix[N_MIX], int B,
+static int time_batch(const painn_model *m, const molecule_set *set, int B,
                       const bench_options *o, bench_row *row, painn_cuda_info *info, dm_error *err)
 {
     molecule_batch b = {0};
@@ -209,7 +238,7 @@ static int time_batch(const painn_model *m, const xyz_trajectory mix[N_MIX], int
             dm_fail(err, "out of memory");
             break;
         }
-        if (mix_batch(mix, B, &b, err) || painn_cuda_create(&ctx, m, &b, NULL, err)) break;
+        if (set_batch(set, B, &b, err) || painn_cuda_create(&ctx, m, &b, NULL, err)) break;
         painn_cuda_get_info(ctx, info);
         if (cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
             dm_fail(err, "cudaStreamCreate failed");
@@ -332,11 +361,14 @@ int cmd_bench(int argc, char **argv)
         }
     }
     dm_error err = {{0}};
-    xyz_trajectory mix[N_MIX];
-    memset(mix, 0, sizeof mix);
+    molecule_set *set = calloc(1, sizeof *set);
     int rc = 0;
     FILE *json = NULL;
-    if (read_mix(o.shared, mix, &err)) {
+    if (!set) {
+        fprintf(stderr, "distilmd bench: out of memory\n");
+        return 1;
+    }
+    if (read_molecules(&o, set, &err)) {
         fprintf(stderr, "distilmd bench: %s\n", err.msg);
         rc = 1;
     }
@@ -358,7 +390,7 @@ int cmd_bench(int argc, char **argv)
         memset(&info, 0, sizeof info);
         int done = 0;
         for (int bi = 0; bi < o.n_batches; bi++, done++) {
-            if (time_batch(&m, mix, o.batches[bi], &o, &rows[bi], &info, &err)) {
+            if (time_batch(&m, set, o.batches[bi], &o, &rows[bi], &info, &err)) {
                 fprintf(stderr, "distilmd bench: batch %d: %s\n", o.batches[bi], err.msg);
                 rc = 1;
                 break;
@@ -393,7 +425,8 @@ int cmd_bench(int argc, char **argv)
         fclose(json);
     }
     free(rows);
-    for (int i = 0; i < N_MIX; i++) xyz_trajectory_free(&mix[i]);
+    for (int i = 0; i < MAX_MOLECULES; i++) xyz_trajectory_free(&set->mols[i]);
+    free(set);
     return rc;
 }
 

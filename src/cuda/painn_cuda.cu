@@ -308,7 +308,9 @@ int painn_cuda_create(painn_cuda **out, const painn_model *m, const molecule_bat
         snprintf(c->device_name, sizeof c->device_name, "%s", prop.name);
         c->sm_count = prop.multiProcessorCount;
         c->use_pdl = painn_pdl_choice(c->n_atoms);
-        if (alloc_state(c, t, err) || upload_weights(c, m, err)) break;
+        if (alloc_state(c, t, err) || upload_weights(c, m, err) ||
+            painn_filter_table_create(c, m, err))
+            break;
         e = painn_configure_kernels(c);
         if (e != cudaSuccess) {
             dm_fail(err, "configuring kernels: %s", cudaGetErrorString(e));
@@ -342,7 +344,7 @@ void painn_cuda_destroy(painn_cuda *c)
         c->gv_mid,      c->edge_grad, c->w.embedding, c->w.centers, c->w.widths,   c->w.W1,
         c->w.b1,        c->w.W2,      c->w.b2,        c->w.W3,      c->w.b3,       c->w.W3T,
         c->w.W4,        c->w.b4,      c->w.W4T,       c->w.W5,      c->w.b5,       c->w.W6,
-        c->w.b6,        c->w.W7,      c->w.b7,        c->w.W5T,     c->w.W6T};
+        c->w.b6,        c->w.W7,      c->w.b7,        c->w.W5T,     c->w.W6T,      c->filter_table};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++)
         if (device[i]) cudaFree(device[i]);
     if (c->host_pos) cudaFreeHost(c->host_pos);
@@ -394,6 +396,9 @@ void painn_cuda_get_info(const painn_cuda *c, painn_cuda_info *info)
     snprintf(info->device_name, sizeof info->device_name, "%s", c->device_name);
     info->sm_count = c->sm_count;
     info->clock_khz = c->clock_khz;
+    info->filter_table_n = c->table_n;
+    info->filter_table_error[0] = c->table_error[0];
+    info->filter_table_error[1] = c->table_error[1];
 }
 
 int painn_cuda_upload_positions(painn_cuda *c, const double *x, cudaStream_t stream, dm_error *err)

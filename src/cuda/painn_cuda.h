@@ -73,6 +73,8 @@ typedef struct painn_cuda_info {
     char device_name[256];
     int sm_count;
     int clock_khz; /* SM clock (for the fp32 peak estimate) */
+    int filter_table_n;           /* intervals of the filter table over [0, rc] */
+    double filter_table_error[2]; /* its max error in phi, dphi/dd (relative to max |.|) */
 } painn_cuda_info;
 
 /* 1 when a CUDA device can be used; else 0 and the reason in why. */

@@ -15,7 +15,8 @@
  * Per-pair arrays have pair_rows rows (pair capacity rounded up to the largest
  * GEMM tile); per-layer planes are stacked with z = 2 l + half:
  *   filter_out[z][pair_rows][3H] half 0: phi = W2 a + b2; half 1: dphi/dd = W2 a'
- *   with a = silu(W1 e + b1), a' = silu'(W1 e + b1) (W1 de/dd) (never stored)
+ *   with a = silu(W1 e + b1), a' = silu'(W1 e + b1) (W1 de/dd), both read
+ *   from the filter table (cubic Hermite in d)
  * Atom arrays, per layer l (v planes per atom: v[(a*3 + x)*H + c]):
  *   s_in[l][n][H], v_in[l][n][3H]   features entering layer l
  *   X[l][n][2H]                     [s after the message ; |v| per channel]
@@ -79,6 +80,12 @@ struct painn_cuda {
     painn_cuda_counts *counts;
 
     painn_weights w;
+    /* pair filters as a cubic Hermite table (painn_cuda_filter_table.cu):
+     * [L][table_n][3H] intervals (y, D, h m0, h m1) over [0, rc] */
+    float4 *filter_table;
+    int table_n;
+    float table_inv_h;     /* table_n / rc */
+    double table_error[2]; /* measured max error of phi, dphi/dd over max |.| */
 
     /* activations */
     float *filter_out;
@@ -95,6 +102,10 @@ struct painn_cuda {
     float *host_pos, *host_forces;
     painn_cuda_counts *host_counts;
 };
+
+/* Tabulates the filters of the model (float64 on the GPU) into
+ * c->filter_table; fails if 4096 intervals do not reach float32 accuracy. */
+int painn_filter_table_create(painn_cuda *c, const painn_model *m, dm_error *err);
 
 /* Stage launchers, in evaluation order. Each enqueues its kernels on the
  * stream and returns cudaGetLastError(). */
