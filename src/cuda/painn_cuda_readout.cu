@@ -5,19 +5,19 @@
  * and its gradient, which starts the reverse pass:
  *   g6 = W7 * silu'(z6),  g5 = silu'(z5) (W6^T g6),  dE/ds = W5^T g5,
  *   Gout = [dE/ds, 0, 0] (v after the last update is unused), gvp = 0.
- * A block takes RA atoms at a time, so each weight read from memory serves RA
- * atoms; every output is one thread's sum over its inputs in increasing
+ * A block takes RA atoms at a time (8 for many atoms, so that each weight read
+ * serves 8 atoms; 1 for few, for latency); every output is one thread's sum over its inputs in increasing
  * order (bias first), whatever the batch. */
 #include "painn_cuda_internal.cuh"
 
 namespace {
 
-constexpr int READOUT_THREADS = 128, RA = 8;
+constexpr int READOUT_THREADS = 128;
 
 /* out[a][o] = bias[o] + sum_i W[i][o] in[a][i] for a < RA, o < NO (W stored
  * transposed: [NI][NO]). Thread t owns output o = t % NO (and o + 128, ...)
  * for atoms t / NO, t / NO + G, ... (G = 128 / NO thread groups). */
-template <int NI, int NO>
+template <int RA, int NI, int NO>
 __device__ __forceinline__ void dense_rows(const float *__restrict__ WT, const float *bias,
                                            const float (*in)[NI], float (*out)[NO], int tid)
 {
@@ -41,7 +41,7 @@ __device__ __forceinline__ void dense_rows(const float *__restrict__ WT, const f
     }
 }
 
-template <int H>
+template <int H, int RA>
 __global__ void __launch_bounds__(READOUT_THREADS)
     readout_kernel(int n, const float *__restrict__ X, const float *__restrict__ upd,
                    const float *__restrict__ W5, const float *__restrict__ W5T,
@@ -64,11 +64,11 @@ __global__ void __launch_bounds__(READOUT_THREADS)
             s[a][c] = a < na ? X[j * 2 * H + c] + upd[j * 3 * H + c] : 0.0f;
         }
         __syncthreads();
-        dense_rows<H, H2>(W5T, b5, s, z5, tid); /* z5 = W5 s + b5 */
+        dense_rows<RA, H, H2>(W5T, b5, s, z5, tid); /* z5 = W5 s + b5 */
         __syncthreads();
         for (int t = tid; t < RA * H2; t += READOUT_THREADS) a5[t / H2][t % H2] = painn_silu(z5[t / H2][t % H2]);
         __syncthreads();
-        dense_rows<H2, H4>(W6T, b6, a5, z6, tid); /* z6 = W6 a5 + b6 */
+        dense_rows<RA, H2, H4>(W6T, b6, a5, z6, tid); /* z6 = W6 a5 + b6 */
         __syncthreads();
         for (int t = tid; t < RA * H4; t += READOUT_THREADS)
             g6[t / H4][t % H4] = W7[t % H4] * painn_silu_grad(z6[t / H4][t % H4]);
@@ -79,12 +79,12 @@ __global__ void __launch_bounds__(READOUT_THREADS)
             if (lane == 0) atom_energy[j0 + a] = e + (double)b7[0];
         }
         __syncthreads();
-        dense_rows<H4, H2>(W6, nullptr, g6, g5, tid); /* W6^T g6 (W6 is [H4][H2]) */
+        dense_rows<RA, H4, H2>(W6, nullptr, g6, g5, tid); /* W6^T g6 (W6 is [H4][H2]) */
         __syncthreads();
         for (int t = tid; t < RA * H2; t += READOUT_THREADS)
             g5[t / H2][t % H2] *= painn_silu_grad(z5[t / H2][t % H2]);
         __syncthreads();
-        dense_rows<H2, H>(W5, nullptr, g5, gs, tid); /* dE/ds = W5^T g5 (W5 is [H2][H]) */
+        dense_rows<RA, H2, H>(W5, nullptr, g5, gs, tid); /* dE/ds = W5^T g5 (W5 is [H2][H]) */
         __syncthreads();
         for (int t = tid; t < RA * H; t += READOUT_THREADS) {
             const int a = t / H, c = t % H;
@@ -102,15 +102,26 @@ __global__ void __launch_bounds__(READOUT_THREADS)
     }
 }
 
-template <int H>
-void launch_readout(const painn_cuda *c, cudaStream_t s)
+template <int H, int RA>
+void launch_readout_tile(const painn_cuda *c, cudaStream_t s)
 {
     const int n = c->n_atoms, l = c->L - 1;
     const size_t nH = (size_t)n * H;
     unsigned blocks = painn_grid((n + RA - 1) / RA, 1, c->sm_count, 8);
-    painn_launch(c->use_pdl, readout_kernel<H>, blocks, READOUT_THREADS, 0, s, n,
+    painn_launch(c->use_pdl, readout_kernel<H, RA>, blocks, READOUT_THREADS, 0, s, n,
                  c->X + l * 2 * nH, c->upd + l * 3 * nH, c->w.W5, c->w.W5T, c->w.b5, c->w.W6,
                  c->w.W6T, c->w.b6, c->w.W7, c->w.b7, c->atom_energy, c->Gout, c->gvp);
+}
+
+/* 8 atoms per block when there are many (weights reused), else one (more
+ * blocks, shorter latency) */
+template <int H>
+void launch_readout(const painn_cuda *c, cudaStream_t s)
+{
+    if (c->n_atoms >= 1024)
+        launch_readout_tile<H, 8>(c, s);
+    else
+        launch_readout_tile<H, 1>(c, s);
 }
 
 } // namespace
