@@ -202,14 +202,15 @@ static int set_batch(const molecule_set *set, int B, molecule_batch *b, dm_error
 }
 
 /* FLOPs of one evaluation by this method (multiply-add = 2):
- *   filters, per pair and layer: W1 on e and de/dd (2 x 2KH), W2 on a and a' (2 x 6H^2)
+ *   filters, per pair and layer: the cubic Hermite table, phi and dphi/dd for
+ *     3H outputs, 3 multiply-adds each (2 x 2 x 3 x 3H)
  *   update MLPs, per atom and layer: forward 2(2H^2 + 3H^2), backward the same
  *   messages, per directed edge and layer: forward 14H, backward 40H
  *   readout, per atom: forward and backward 2 x 2(H^2/2 + H^2/8 + H/4) */
 static double method_flops(const painn_cuda_info *in, int pairs, int edges)
 {
-    const double H = in->H, K = in->K, L = in->L, n = in->n_atoms;
-    double filters = pairs * L * (4.0 * K * H + 12.0 * H * H);
+    const double H = in->H, L = in->L, n = in->n_atoms;
+    double filters = pairs * L * 36.0 * H;
     double updates = n * L * 20.0 * H * H;
     double messages = edges * L * 54.0 * H;
     double readout = n * 4.0 * (H * H / 2 + H * H / 8 + H / 4);
@@ -400,6 +401,10 @@ int cmd_bench(int argc, char **argv)
                        "FFMA peak %.1f TFLOP/s)\n",
                        o.models[mi], m.H, m.L, m.K, m.n_parameters, info.device_name, info.sm_count,
                        info.clock_khz / 1e3, peak_tflops(&info));
+                printf("# filter table: %d intervals, max error %.2g (phi), %.2g (dphi/dd) of "
+                       "max |.|\n",
+                       info.filter_table_n, info.filter_table_error[0],
+                       info.filter_table_error[1]);
                 printf("%6s %7s %8s %10s %10s %12s %9s %9s\n", "batch", "atoms", "edges", "ms/eval",
                        "ms b2b", "us/molecule", "GFLOP", "x floor");
             }

@@ -114,14 +114,16 @@ cudaError_t painn_launch_update_backward(const painn_cuda *c, int l, cudaStream_
     const size_t nH = (size_t)n * H;
     const gemm_shape g3 = gemm_choose(n, H, 1, H, c->sm_count);
     const gemm_shape g4 = gemm_choose(n, 2 * H, 1, H, c->sm_count);
-    /* Gh3 = (Gout W4) * silu'(h3): B = W4^T [H][3H] */
+    /* Gh3 = (Gout W4) * silu'(h3): B = W4^T [H][3H]; in the last layer only
+     * dE/da is nonzero (Gout = [dE/ds, 0, 0]), so the sum runs over a's H */
+    const int K3 = l + 1 == c->L ? H : 3 * H;
     gemm_operands op3 = {c->Gout, 0,       3 * H, c->w.W4T + (size_t)l * 3 * H * H, 0, 1,
-                         3 * H,   nullptr, n};
+                         K3,      nullptr, n,     3 * H};
     epi_silu_grad e3 = {c->Gh3, c->h3 + l * nH, H};
     cudaError_t err = gemm_launch(op3, H, H, 1, n, g3, e3, c->use_pdl, s);
     if (err != cudaSuccess) return err;
     /* GX = Gh3 W3: B = W3^T [2H][H] */
-    gemm_operands op4 = {c->Gh3, 0, H, c->w.W3T + (size_t)l * 2 * H * H, 0, 1, H, nullptr, n};
+    gemm_operands op4 = {c->Gh3, 0, H, c->w.W3T + (size_t)l * 2 * H * H, 0, 1, H, nullptr, n, H};
     epi_grad_mid e4 = {
         c->gs_mid, c->gv_mid, c->Gout, c->gvp, c->X + l * 2 * nH, c->v_mid + l * 3 * nH, H};
     return gemm_launch(op4, H, 2 * H, 1, n, g4, e4, c->use_pdl, s);

@@ -33,12 +33,13 @@ struct gemm_operands {
     const float *A;
     size_t a_stride_z;
     int lda;
-    const float *B; /* ldb = K */
+    const float *B; /* row stride ldb (>= K) */
     size_t b_stride_z;
     int b_every;
     int K;
     const int *m_device;
     int m_host;
+    int ldb;
 };
 
 /* Thread (tx, ty) owns columns g*4*TX + tx*4 + j (g < TN/4, j < 4) and rows
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(gemm_tile<BM, BN, BK, TM, TN>::THREADS,
     const int col0 = blockIdx.y * BN;
     const int z = blockIdx.z;
     const float *A = op.A + (size_t)z * op.a_stride_z + (size_t)row0 * op.lda;
-    const float *B = op.B + (size_t)(z / op.b_every) * op.b_stride_z + (size_t)col0 * op.K;
+    const float *B = op.B + (size_t)(z / op.b_every) * op.b_stride_z + (size_t)col0 * op.ldb;
     const int tid = threadIdx.x, tx = tid % T::TX, ty = tid / T::TX;
     const int a_valid = m_valid - row0;
 
@@ -155,7 +156,7 @@ __global__ void __launch_bounds__(gemm_tile<BM, BN, BK, TM, TN>::THREADS,
 
     const int n_slices = op.K / BK;
     a_in.load(A, op.lda, 0, a_valid, tid);
-    b_in.load(B, op.K, 0, BN, tid);
+    b_in.load(B, op.ldb, 0, BN, tid);
     a_in.template store<ALD>(As[0], tid);
     b_in.template store<BLD>(Bs[0], tid);
     __syncthreads();
@@ -163,7 +164,7 @@ __global__ void __launch_bounds__(gemm_tile<BM, BN, BK, TM, TN>::THREADS,
     for (int t = 0; t < n_slices; t++) {
         if (t + 1 < n_slices) {
             a_in.load(A, op.lda, (t + 1) * BK, a_valid, tid);
-            b_in.load(B, op.K, (t + 1) * BK, BN, tid);
+            b_in.load(B, op.ldb, (t + 1) * BK, BN, tid);
         }
 #pragma unroll
         for (int k = 0; k < BK; k++) tile_fma<T>(acc, As[buf] + k * ALD, Bs[buf] + k * BLD, tx, ty);
@@ -208,7 +209,7 @@ __global__ void __launch_bounds__(TINY_THREADS) gemm_tiny_kernel(gemm_operands o
     if (row0 >= m_valid) return;
     const int col0 = blockIdx.y * TINY_COLS, z = blockIdx.z, tid = threadIdx.x;
     const float *A = op.A + (size_t)z * op.a_stride_z + (size_t)row0 * op.lda;
-    const float *B = op.B + (size_t)(z / op.b_every) * op.b_stride_z + (size_t)col0 * K;
+    const float *B = op.B + (size_t)(z / op.b_every) * op.b_stride_z + (size_t)col0 * op.ldb;
     const int rows = min(TINY_ROWS, m_valid - row0), quads = K / 4;
     for (int idx = tid; idx < TINY_ROWS * quads; idx += TINY_THREADS) {
         const int r = idx / quads, k = 4 * (idx % quads);
@@ -216,7 +217,7 @@ __global__ void __launch_bounds__(TINY_THREADS) gemm_tiny_kernel(gemm_operands o
             __pipeline_memcpy_async(As + r * LD + k, A + (size_t)r * op.lda + k, 16);
         else
             *reinterpret_cast<float4 *>(As + r * LD + k) = make_float4(0.f, 0.f, 0.f, 0.f);
-        __pipeline_memcpy_async(Bs + r * LD + k, B + (size_t)r * K + k, 16);
+        __pipeline_memcpy_async(Bs + r * LD + k, B + (size_t)r * op.ldb + k, 16);
     }
     __pipeline_commit();
     __pipeline_wait_prior(0);

@@ -22,8 +22,9 @@
  *   X[l][n][2H]                     [s after the message ; |v| per channel]
  *   v_mid[l][n][3H]                 v after the message
  *   h3[l][n][H]                     update MLP pre-activation
- *   upd[l][n][3H]                   [a ; g1 ; g2]
- * Backward scratch (one layer at a time): Gout[n][3H] = dE/d[a;g1;g2],
+ *   upd[l][n][3H]                   [a ; g1 ; g2] (the last layer: a only)
+ * Backward scratch (one layer at a time): Gout[n][3H] = dE/d[a;g1;g2]
+ *   (the last layer: dE/da only),
  *   gvp[n][3H] = dE/dv_mid through the vector gate, Gh3[n][H],
  *   gs_mid[n][H], gv_mid[n][3H] = dE/d(s, v) after the message.
  * edge_grad[l][2 * pair_rows] (float4: dE/dd, dE/du x y z) of layer l for

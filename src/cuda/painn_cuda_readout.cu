@@ -4,7 +4,9 @@
  *   z5 = W5 s + b5,  z6 = W6 silu(z5) + b6,  E_j = W7 silu(z6) + b7 (float64)
  * and its gradient, which starts the reverse pass:
  *   g6 = W7 * silu'(z6),  g5 = silu'(z5) (W6^T g6),  dE/ds = W5^T g5,
- *   Gout = [dE/ds, 0, 0] (v after the last update is unused), gvp = 0.
+ *   Gout = [dE/ds, 0, 0] (v after the last update is unused), gvp = 0;
+ *   only dE/ds is written into Gout: the last layer's update backward reads
+ *   nothing else of it.
  * A block takes RA atoms at a time (8 for many atoms, so that each weight read
  * serves 8 atoms; 1 for few, for latency); every output is one thread's sum over its inputs in increasing
  * order (bias first), whatever the batch. */
@@ -89,11 +91,8 @@ __global__ void __launch_bounds__(READOUT_THREADS)
         for (int t = tid; t < RA * H; t += READOUT_THREADS) {
             const int a = t / H, c = t % H;
             if (a >= na) continue;
-            float *go = Gout + (size_t)(j0 + a) * 3 * H;
             float *gv = gvp + (size_t)(j0 + a) * 3 * H;
-            go[c] = gs[a][c];
-            go[H + c] = 0.0f;
-            go[2 * H + c] = 0.0f;
+            Gout[(size_t)(j0 + a) * 3 * H + c] = gs[a][c];
             gv[c] = 0.0f;
             gv[H + c] = 0.0f;
             gv[2 * H + c] = 0.0f;

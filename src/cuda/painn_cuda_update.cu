@@ -63,17 +63,20 @@ cudaError_t painn_launch_update_forward(const painn_cuda *c, int l, cudaStream_t
 {
     const int H = c->H, n = c->n_atoms;
     const size_t nH = (size_t)n * H;
+    /* the last layer's v is never used: of [a, g1, g2] only a is formed */
+    const bool last = l + 1 == c->L;
+    const int N2 = last ? H : 3 * H;
     const gemm_shape g1 = gemm_choose(n, H, 1, H, c->sm_count);
-    const gemm_shape g2 = gemm_choose(n, 3 * H, 1, H, c->sm_count);
-    gemm_operands op1 = {c->X + l * 2 * nH, 0, 2 * H, c->w.W3 + (size_t)l * 2 * H * H, 0, 1, 2 * H,
-                         nullptr,           n};
+    const gemm_shape g2 = gemm_choose(n, N2, 1, H, c->sm_count);
+    gemm_operands op1 = {c->X + l * 2 * nH, 0, 2 * H, c->w.W3 + (size_t)l * 2 * H * H, 0, 1,
+                         2 * H, nullptr, n, 2 * H};
     epi_silu_store e1 = {c->h3 + l * nH, c->a3, c->w.b3 + (size_t)l * H, H};
     cudaError_t err = gemm_launch(op1, H, H, 1, n, g1, e1, c->use_pdl, s);
     if (err != cudaSuccess) return err;
-    gemm_operands op2 = {c->a3, 0, H, c->w.W4 + (size_t)l * 3 * H * H, 0, 1, H, nullptr, n};
+    gemm_operands op2 = {c->a3, 0, H, c->w.W4 + (size_t)l * 3 * H * H, 0, 1, H, nullptr, n, H};
     epi_bias e2 = {c->upd + l * 3 * nH, c->w.b4 + (size_t)l * 3 * H, 3 * H};
-    err = gemm_launch(op2, H, 3 * H, 1, n, g2, e2, c->use_pdl, s);
-    if (err != cudaSuccess || l + 1 == c->L) return err; /* the readout applies the last one */
+    err = gemm_launch(op2, H, N2, 1, n, g2, e2, c->use_pdl, s);
+    if (err != cudaSuccess || last) return err; /* the readout applies the last one */
     unsigned blocks = painn_grid((long)nH, 256, c->sm_count, 16);
     painn_launch(c->use_pdl, update_apply_kernel, blocks, 256, 0, s, n, H, c->X + l * 2 * nH,
                  c->v_mid + l * 3 * nH, c->upd + l * 3 * nH, c->w.mixing[l], c->s_in + (l + 1) * nH,
