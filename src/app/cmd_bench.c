@@ -6,9 +6,10 @@
  * warm-up graph replays, then `reps` replays enqueued back to back, each
  * between two CUDA events (the method of bench/torch_baseline.py); the median
  * is the time per evaluation (neighbour lists + energies + forces). Also the
- * arithmetic of the method (FLOPs counted from the edge and atom counts) over
- * the card's fp32 FFMA peak (SMs x 128 lanes x 2 x clock): the floor. With
- * --stages, the median time of each stage (plain launches, CUDA events). */
+ * arithmetic of the method (FLOPs counted from the edge and atom counts) and
+ * the rate it was done at, beside the card's fp32 FFMA peak (SMs x 128 lanes
+ * x 2 x clock). With --stages, the median time of each stage (plain
+ * launches, CUDA events). */
 #include "commands.h"
 
 #include "core/error.h"
@@ -304,11 +305,10 @@ static double peak_tflops(const painn_cuda_info *in)
     return in->sm_count * 128.0 * 2.0 * in->clock_khz * 1e3 * 1e-12;
 }
 
-static void print_row(const bench_row *r, const painn_cuda_info *in)
+static void print_row(const bench_row *r)
 {
-    double floor_ms = r->gflop / (peak_tflops(in) * 1e3);
-    printf("%6d %7d %8d %10.4f %10.4f %12.3f %9.2f %8.1fx\n", r->batch, r->atoms, r->edges, r->ms,
-           r->ms_back_to_back, 1e3 * r->ms / r->batch, r->gflop, r->ms / floor_ms);
+    printf("%6d %7d %8d %10.4f %10.4f %12.3f %9.2f %8.2f\n", r->batch, r->atoms, r->edges, r->ms,
+           r->ms_back_to_back, 1e3 * r->ms / r->batch, r->gflop, r->gflop / r->ms);
 }
 
 static void print_stages(const bench_row *r)
@@ -321,7 +321,7 @@ static void print_stages(const bench_row *r)
                100.0 * r->stage_ms[i] / (sum > 0 ? sum : 1));
 }
 
-static void json_rows(FILE *f, const bench_row *rows, int n, const painn_cuda_info *in)
+static void json_rows(FILE *f, const bench_row *rows, int n)
 {
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
@@ -329,9 +329,9 @@ static void json_rows(FILE *f, const bench_row *rows, int n, const painn_cuda_in
                 "      {\"batch\": %d, \"atoms\": %d, \"edges\": %d, \"pairs\": %d, "
                 "\"ms_per_eval\": %.6f, \"ms_min\": %.6f, \"ms_p90\": %.6f, "
                 "\"ms_back_to_back\": %.6f, \"ms_per_molecule\": %.8f, \"gflop\": %.6f, "
-                "\"floor_ms\": %.9f",
+                "\"tflops\": %.4f",
                 r->batch, r->atoms, r->edges, r->pairs, r->ms, r->ms_min, r->ms_p90,
-                r->ms_back_to_back, r->ms / r->batch, r->gflop, r->gflop / (peak_tflops(in) * 1e3));
+                r->ms_back_to_back, r->ms / r->batch, r->gflop, r->gflop / r->ms);
         if (r->n_stages) {
             fprintf(f, ", \"stages_ms\": {");
             for (int k = 0; k < r->n_stages; k++)
@@ -406,9 +406,9 @@ int cmd_bench(int argc, char **argv)
                        info.filter_table_n, info.filter_table_error[0],
                        info.filter_table_error[1]);
                 printf("%6s %7s %8s %10s %10s %12s %9s %9s\n", "batch", "atoms", "edges", "ms/eval",
-                       "ms b2b", "us/molecule", "GFLOP", "x floor");
+                       "ms b2b", "us/molecule", "GFLOP", "TFLOP/s");
             }
-            print_row(&rows[bi], &info);
+            print_row(&rows[bi]);
             fflush(stdout);
         }
         if (o.stages)
@@ -420,7 +420,7 @@ int cmd_bench(int argc, char **argv)
                     "\"reps\": %d, \"warmup\": %d, \"rows\": [\n",
                     o.models[mi], m.H, m.L, m.K, info.device_name, info.sm_count,
                     info.clock_khz / 1e3, peak_tflops(&info), o.reps, o.warmup);
-            json_rows(json, rows, done, &info);
+            json_rows(json, rows, done);
             fprintf(json, "    ]}%s\n", mi + 1 < o.n_models && rc == 0 ? "," : "");
         }
         painn_model_free(&m);

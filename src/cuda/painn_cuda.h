@@ -21,6 +21,10 @@
  *
  * Numerics: float32 storage and arithmetic (plain FFMA, no TF32, no tensor
  * cores), float64 for the readout's last dot product and the energy sums.
+ * The pair filters phi_l(d) and dphi_l/dd come from a cubic Hermite table
+ * built in float64 at creation, with its interpolation error measured and
+ * kept below 2^-22 of max |phi| and max |phi'| (painn_cuda_filter_table.cu;
+ * painn_cuda_get_info reports it).
  * Every sum has a fixed order (neighbour lists sorted by sender, no atomics),
  * so equal positions give bit-identical energies and forces, run after run.
  *
@@ -30,11 +34,12 @@
  * an overflow flag on the device; painn_cuda_download() and
  * painn_cuda_check() report it as an error naming the count needed.
  *
- * Launch configurations are chosen at creation from the capacities (GEMM and
- * filter tile shapes; one-block neighbour lists and programmatic dependent
+ * Launch configurations are chosen at creation from the capacities (GEMM
+ * tile shapes, message kernel layouts, readout tiles; one-block neighbour lists and programmatic dependent
  * launch up to 64 atoms); the results do not depend on them. For tests and
- * benchmarks the environment can force them: PAINN_CUDA_TILES=big|mid|small|
- * tiny, PAINN_CUDA_PDL=0|1. Measurements: docs/performance.md. */
+ * benchmarks the environment can force the GEMM tiles and the dependent
+ * launch: PAINN_CUDA_TILES=big|mid|small|tiny, PAINN_CUDA_PDL=0|1.
+ * Measurements: docs/performance.md. */
 #ifndef DISTILMD_PAINN_CUDA_H
 #define DISTILMD_PAINN_CUDA_H
 
