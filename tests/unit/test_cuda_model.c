@@ -614,6 +614,48 @@ static void test_overflow_reported(void)
     painn_model_free(&m);
 }
 
+/* The filter table is sized by its measured error: the trained 21k model
+ * gets a table within 2^-22; halving the radial-basis widths (sharper
+ * functions) needs more intervals; a basis far too narrow for 4096
+ * intervals is refused with an error naming the model file. */
+static void test_filter_table_sized_by_error(void)
+{
+    painn_model m = {0};
+    mol_list all = {0}, one = {0};
+    molecule_batch b = {0};
+    painn_cuda *ctx = NULL;
+    painn_cuda_info info;
+    dm_error err = {{0}};
+    CU_ASSERT_FATAL(test_load_model("21k", &m) == 0);
+    CU_ASSERT_FATAL(read_all_molecules(&all) > 0);
+    mol_list_add(&one, all.n_atoms[0], all.species[0], all.positions[0]);
+    CU_ASSERT_FATAL(batch_from_list(&one, &b) == 0);
+    int n_intervals[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            for (int k = 0; k < m.K; k++) m.rbf_widths[k] *= 0.5;
+        CU_ASSERT_FATAL(create_ctx(&m, &b, 0, &ctx) == 0);
+        painn_cuda_get_info(ctx, &info);
+        n_intervals[pass] = info.filter_table_n;
+        printf("\n  widths x %.1f: %d intervals, error %.2g (phi) %.2g (dphi/dd) ", pass ? 0.5 : 1.0,
+               info.filter_table_n, info.filter_table_error[0], info.filter_table_error[1]);
+        CU_ASSERT(info.filter_table_error[0] <= ldexp(1.0, -22));
+        CU_ASSERT(info.filter_table_error[1] <= ldexp(1.0, -22));
+        painn_cuda_destroy(ctx);
+        ctx = NULL;
+    }
+    CU_ASSERT(n_intervals[0] >= 512 && n_intervals[1] > n_intervals[0]);
+    for (int k = 0; k < m.K; k++) m.rbf_widths[k] *= 0.02;
+    CU_ASSERT(painn_cuda_create(&ctx, &m, &b, NULL, &err) != 0);
+    printf("\n  widths x 0.01: %s ", err.msg);
+    CU_ASSERT(strstr(err.msg, "filter table") != NULL && strstr(err.msg, m.path) != NULL);
+    painn_cuda_destroy(ctx);
+    molecule_batch_free(&b);
+    mol_list_free(&all);
+    mol_list_free(&one);
+    painn_model_free(&m);
+}
+
 int main(void)
 {
     char why[512], msg[600];
@@ -632,7 +674,7 @@ int main(void)
     TEST_SUITE("cuda_device", TEST_CASE(test_neighbor_counts), TEST_CASE(test_determinism),
                TEST_CASE(test_batch_equals_single_427k), TEST_CASE(test_batch_equals_single_21k),
                TEST_CASE(test_tile_shapes_agree), TEST_CASE(test_no_host_round_trip),
-               TEST_CASE(test_overflow_reported));
+               TEST_CASE(test_overflow_reported), TEST_CASE(test_filter_table_sized_by_error));
     return test_run_all();
 }
 
