@@ -7,6 +7,8 @@
  * advanced in turn (as engines that keep one context per replica do). */
 #include "commands.h"
 
+#include "bench_molecules.h"
+
 #include "engine/dynamics.h"
 #include "integrators/integrators.h"
 #include "io/xyz.h"
@@ -32,27 +34,14 @@ typedef struct md_bench {
     long steps;
 } md_bench;
 
-/* R replicas cycling through the molecules. */
+/* R replicas cycling through the molecules, and their masses. */
 static int make_batch(const md_bench *b, int R, int first, molecule_batch *batch, double **masses,
                       dm_error *err)
 {
-    int *sizes = malloc(sizeof(int) * R);
-    if (!sizes) return dm_fail(err, "out of memory");
-    for (int r = 0; r < R; r++) sizes[r] = b->molecules[(first + r) % b->n_molecules].frames[0].n_atoms;
-    int rc = molecule_batch_alloc(batch, R, sizes, err);
-    free(sizes);
-    if (rc) return -1;
+    if (bench_batch(b->molecules, b->n_molecules, R, first, batch, err)) return -1;
     *masses = malloc(sizeof(double) * batch->n_atoms);
     if (!*masses) return dm_fail(err, "out of memory");
-    for (int r = 0; r < R; r++) {
-        const xyz_frame *f = &b->molecules[(first + r) % b->n_molecules].frames[0];
-        for (int i = 0; i < f->n_atoms; i++) {
-            int a = batch->offset[r] + i;
-            batch->species[a] = f->species[i];
-            (*masses)[a] = element_mass(f->species[i]);
-            for (int c = 0; c < 3; c++) batch->positions[3 * a + c] = f->positions[3 * i + c];
-        }
-    }
+    for (int a = 0; a < batch->n_atoms; a++) (*masses)[a] = element_mass(batch->species[a]);
     return 0;
 }
 
@@ -201,15 +190,10 @@ int cmd_bench_md(int argc, char **argv)
     dm_error err = {{0}};
     painn_model model = {0};
     md_bench b = {.steps = steps, .model = &model};
-    char note[256], *list = strdup(molecules);
-    int rc = list ? 0 : dm_fail(&err, "out of memory");
-    if (rc == 0) rc = (b.dyn = dynamics_find(platform, note, sizeof note, &err)) ? 0 : -1;
+    char note[256];
+    int rc = (b.dyn = dynamics_find(platform, note, sizeof note, &err)) ? 0 : -1;
     if (rc == 0) rc = painn_model_load(model_path, &model, &err);
-    int n_files = 1;
-    for (const char *p = molecules; *p; p++) n_files += *p == ',';
-    b.molecules = calloc(n_files, sizeof *b.molecules);
-    for (char *tok = list ? strtok(list, ",") : NULL; rc == 0 && tok; tok = strtok(NULL, ","))
-        rc = xyz_read_file(tok, &b.molecules[b.n_molecules++], &err);
+    if (rc == 0) rc = bench_read_molecules(molecules, &b.molecules, &b.n_molecules, &err);
     FILE *out = NULL;
     if (rc == 0 && json && !(out = fopen(json, "w")))
         rc = dm_fail(&err, "%s: cannot open for writing", json);
@@ -243,9 +227,7 @@ int cmd_bench_md(int argc, char **argv)
         if (fclose(out) != 0 && rc == 0) rc = dm_fail(&err, "%s: write error", json);
     }
     if (rc) fprintf(stderr, "distilmd bench --md: error: %s\n", err.msg);
-    for (int k = 0; k < b.n_molecules; k++) xyz_trajectory_free(&b.molecules[k]);
-    free(b.molecules);
-    free(list);
+    bench_molecules_free(b.molecules, b.n_molecules);
     painn_model_free(&model);
     return rc ? 1 : 0;
 }

@@ -12,6 +12,8 @@
  * launches, CUDA events). */
 #include "commands.h"
 
+#include "bench_molecules.h"
+
 #include "core/error.h"
 #include "core/molecules.h"
 #include "io/xyz.h"
@@ -36,12 +38,11 @@ static const char *const MIX[] = {
     "water_cluster_5", "water_cluster_10", "ethane",  "butane",  "hexane",  "naphthalene",
     "anthracene",      "glycine",          "alanine", "adenine", "guanine"};
 #define N_MIX ((int)(sizeof MIX / sizeof *MIX))
-#define MAX_MOLECULES 64
 
 /* The molecules a batch cycles through: molecule i of a batch is mols[i % n]. */
 typedef struct molecule_set {
     int n;
-    xyz_trajectory mols[MAX_MOLECULES];
+    xyz_trajectory *mols;
 } molecule_set;
 
 typedef struct bench_options {
@@ -162,42 +163,13 @@ static int parse_options(int argc, char **argv, bench_options *o)
  * SHARED/molecules. */
 static int read_molecules(const bench_options *o, molecule_set *set, dm_error *err)
 {
-    char path[1200];
-    if (!o->molecules) {
-        for (set->n = 0; set->n < N_MIX; set->n++) {
-            snprintf(path, sizeof path, "%s/molecules/%s.xyz", o->shared, MIX[set->n]);
-            if (xyz_read_file(path, &set->mols[set->n], err)) return -1;
-        }
-        return 0;
-    }
-    const char *p = o->molecules;
-    for (set->n = 0; *p; set->n++) {
-        size_t len = strcspn(p, ",");
-        if (set->n == MAX_MOLECULES) return dm_fail(err, "--molecules: at most %d files", MAX_MOLECULES);
-        if (len == 0 || len >= sizeof path)
-            return dm_fail(err, "--molecules '%s': expected XYZ files separated by commas",
-                           o->molecules);
-        memcpy(path, p, len);
-        path[len] = '\0';
+    if (o->molecules) return bench_read_molecules(o->molecules, &set->mols, &set->n, err);
+    set->mols = calloc(N_MIX, sizeof *set->mols);
+    if (!set->mols) return dm_fail(err, "out of memory");
+    for (set->n = 0; set->n < N_MIX; set->n++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/molecules/%s.xyz", o->shared, MIX[set->n]);
         if (xyz_read_file(path, &set->mols[set->n], err)) return -1;
-        p += len + (p[len] == ',');
-    }
-    return set->n ? 0 : dm_fail(err, "--molecules: no files given");
-}
-
-static int set_batch(const molecule_set *set, int B, molecule_batch *b, dm_error *err)
-{
-    int *sizes = malloc(sizeof(int) * (size_t)B);
-    if (!sizes) return dm_fail(err, "out of memory");
-    for (int i = 0; i < B; i++) sizes[i] = set->mols[i % set->n].frames[0].n_atoms;
-    int rc = molecule_batch_alloc(b, B, sizes, err);
-    free(sizes);
-    if (rc) return -1;
-    for (int i = 0; i < B; i++) {
-        const xyz_frame *f = &set->mols[i % set->n].frames[0];
-        memcpy(b->species + b->offset[i], f->species, sizeof(int) * (size_t)f->n_atoms);
-        memcpy(b->positions + 3 * (size_t)b->offset[i], f->positions,
-               sizeof(double) * 3 * (size_t)f->n_atoms);
     }
     return 0;
 }
@@ -240,7 +212,7 @@ static int time_batch(const painn_model *m, const molecule_set *set, int B,
             dm_fail(err, "out of memory");
             break;
         }
-        if (set_batch(set, B, &b, err) || painn_cuda_create(&ctx, m, &b, NULL, err)) break;
+        if (bench_batch(set->mols, set->n, B, 0, &b, err) || painn_cuda_create(&ctx, m, &b, NULL, err)) break;
         painn_cuda_get_info(ctx, info);
         if (cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
             dm_fail(err, "cudaStreamCreate failed");
@@ -362,13 +334,9 @@ int cmd_bench(int argc, char **argv)
         }
     }
     dm_error err = {{0}};
-    molecule_set *set = calloc(1, sizeof *set);
+    molecule_set set_ = {0, NULL}, *set = &set_;
     int rc = 0;
     FILE *json = NULL;
-    if (!set) {
-        fprintf(stderr, "distilmd bench: out of memory\n");
-        return 1;
-    }
     if (read_molecules(&o, set, &err)) {
         fprintf(stderr, "distilmd bench: %s\n", err.msg);
         rc = 1;
@@ -430,8 +398,7 @@ int cmd_bench(int argc, char **argv)
         fclose(json);
     }
     free(rows);
-    for (int i = 0; i < MAX_MOLECULES; i++) xyz_trajectory_free(&set->mols[i]);
-    free(set);
+    bench_molecules_free(set->mols, set->n);
     return rc;
 }
 

@@ -13,14 +13,6 @@
 #define DEFAULT_MAX_NEIGHBORS 128
 #define MAX_STAGES 64
 
-#define CUDA_TRY(call)                                                                             \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess)                                                                     \
-            return dm_fail(err, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,                 \
-                           cudaGetErrorString(e_));                                                \
-    } while (0)
-
 namespace {
 
 /* ---- allocation ---- */
@@ -44,14 +36,7 @@ int device_alloc(painn_cuda *c, T **ptr, size_t count, const char *what, dm_erro
 int upload_matrix(painn_cuda *c, float **dst, const double *const *src, int count, int rows,
                   int cols, bool transpose, const char *what, dm_error *err)
 {
-    const size_t per = (size_t)rows * cols;
-    std::vector<float> host(per * count);
-    for (int m = 0; m < count; m++)
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < cols; k++) {
-                size_t to = transpose ? (size_t)k * rows + r : (size_t)r * cols + k;
-                host[m * per + to] = (float)src[m][(size_t)r * cols + k];
-            }
+    const std::vector<float> host = pack_matrices<float>(src, count, rows, cols, transpose);
     if (device_alloc(c, dst, host.size(), what, err)) return -1;
     CUDA_TRY(cudaMemcpy(*dst, host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice));
     return 0;

@@ -30,14 +30,6 @@
 #include <string.h>
 #include <vector>
 
-#define CUDA_TRY(call)                                                                             \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess)                                                                     \
-            return dm_fail(err, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,                 \
-                           cudaGetErrorString(e_));                                                \
-    } while (0)
-
 namespace {
 
 /* Sample points per interval for the table build: the node and the three
@@ -179,13 +171,7 @@ struct weights64_upload {
     int put(const double *const *src, int count, int rows, int cols, bool transpose,
             const double **dst, dm_error *err)
     {
-        std::vector<double> host((size_t)count * rows * cols);
-        for (int z = 0; z < count; z++)
-            for (int r = 0; r < rows; r++)
-                for (int k = 0; k < cols; k++)
-                    host[(size_t)z * rows * cols +
-                         (transpose ? (size_t)k * rows + r : (size_t)r * cols + k)] =
-                        src[z][(size_t)r * cols + k];
+        const std::vector<double> host = pack_matrices<double>(src, count, rows, cols, transpose);
         double *d = nullptr;
         CUDA_TRY(cudaMalloc(&d, sizeof(double) * host.size()));
         ptrs.push_back(d);

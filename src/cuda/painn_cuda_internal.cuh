@@ -35,6 +35,7 @@
 
 #include <cuda_runtime.h>
 #include <stdlib.h>
+#include <vector>
 
 #include "painn_cuda.h"
 
@@ -103,6 +104,33 @@ struct painn_cuda {
     float *host_pos, *host_forces;
     painn_cuda_counts *host_counts;
 };
+
+/* In a function that returns int and has a dm_error *err: a failed CUDA
+ * call returns -1 with a message naming the call and the place. */
+#define CUDA_TRY(call)                                                                             \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            return dm_fail(err, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,                 \
+                           cudaGetErrorString(e_));                                                \
+    } while (0)
+
+/* count row-major [rows][cols] float64 matrices, one after another, in
+ * precision T, each transposed to [cols][rows] when asked (host side). */
+template <class T>
+std::vector<T> pack_matrices(const double *const *src, int count, int rows, int cols,
+                             bool transpose)
+{
+    const size_t per = (size_t)rows * cols;
+    std::vector<T> host(per * count);
+    for (int m = 0; m < count; m++)
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < cols; k++) {
+                size_t to = transpose ? (size_t)k * rows + r : (size_t)r * cols + k;
+                host[m * per + to] = (T)src[m][(size_t)r * cols + k];
+            }
+    return host;
+}
 
 /* Tabulates the filters of the model (float64 on the GPU) into
  * c->filter_table; fails if 4096 intervals do not reach float32 accuracy. */

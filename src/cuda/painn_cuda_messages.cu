@@ -130,6 +130,55 @@ template <int H> __device__ __forceinline__ void slot_sum(float4 &x)
     }
 }
 
+/* Totals of a lane's partial rows a (s) and b (v x, y, z) for its atom: a
+ * butterfly over the S slots of the warp, then, when the atom has WPA > 1
+ * warps (block-uniform), warps 1..WPA-1 added in order to warp 0 through
+ * shared memory part4 ([A * WPA][4][H/4]). The totals end in slot 0 of warp
+ * w = 0; wid is the warp's index in the block, s and m the lane's slot and
+ * position in it. */
+template <int H>
+__device__ __forceinline__ void sum_over_slots_and_warps(float4 (&ss)[msg_shape<H>::V],
+                                                         float4 (&vv)[3][msg_shape<H>::V],
+                                                         float4 *part4, int wid, int w, int s,
+                                                         int m, int WPA)
+{
+    using Sh = msg_shape<H>;
+    constexpr int R = H / 4;
+    if (Sh::S > 1) {
+#pragma unroll
+        for (int v = 0; v < Sh::V; v++) {
+            slot_sum<H>(ss[v]);
+            for (int x = 0; x < 3; x++) slot_sum<H>(vv[x][v]);
+        }
+    }
+    if (WPA > 1) { /* block-uniform */
+        float4 *mine = part4 + (size_t)wid * 4 * R;
+        if (s == 0) {
+#pragma unroll
+            for (int v = 0; v < Sh::V; v++) {
+                const int q = m + Sh::LE * v;
+                mine[q] = ss[v];
+                for (int x = 0; x < 3; x++) mine[(1 + x) * R + q] = vv[x][v];
+            }
+        }
+        __syncthreads();
+        if (w == 0 && s == 0) {
+            for (int k = 1; k < WPA; k++) {
+                const float4 *other = mine + (size_t)k * 4 * R;
+#pragma unroll
+                for (int v = 0; v < Sh::V; v++) {
+                    const int q = m + Sh::LE * v;
+                    for (int i = 0; i < 4; i++) {
+                        f4(ss[v], i) += f4(other[q], i);
+                        for (int x = 0; x < 3; x++)
+                            f4(vv[x][v], i) += f4(other[(1 + x) * R + q], i);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* Iterations of warp w's slot w S (the slot with the most edges) for an atom
  * of D edges and T slots. */
 template <int H> __device__ __forceinline__ int warp_iterations(int D, int w, int T)
@@ -211,39 +260,7 @@ __global__ void __launch_bounds__(32 * MSG_MAX_WARPS, H <= 128 ? MSG_FWD_MIN_BLO
             }
         }
     }
-    if (Sh::S > 1) {
-#pragma unroll
-        for (int v = 0; v < Sh::V; v++) {
-            slot_sum<H>(ss[v]);
-            for (int x = 0; x < 3; x++) slot_sum<H>(vv[x][v]);
-        }
-    }
-    if (WPA > 1) { /* block-uniform */
-        float4 *mine = part4 + (size_t)wid * 4 * R;
-        if (s == 0) {
-#pragma unroll
-            for (int v = 0; v < Sh::V; v++) {
-                const int q = m + Sh::LE * v;
-                mine[q] = ss[v];
-                for (int x = 0; x < 3; x++) mine[(1 + x) * R + q] = vv[x][v];
-            }
-        }
-        __syncthreads();
-        if (w == 0 && s == 0) {
-            for (int k = 1; k < WPA; k++) {
-                const float4 *other = mine + (size_t)k * 4 * R;
-#pragma unroll
-                for (int v = 0; v < Sh::V; v++) {
-                    const int q = m + Sh::LE * v;
-                    for (int i = 0; i < 4; i++) {
-                        f4(ss[v], i) += f4(other[q], i);
-                        for (int x = 0; x < 3; x++)
-                            f4(vv[x][v], i) += f4(other[(1 + x) * R + q], i);
-                    }
-                }
-            }
-        }
-    }
+    sum_over_slots_and_warps<H>(ss, vv, part4, wid, w, s, m, WPA);
     if (j >= n || w != 0 || s != 0) return;
 #pragma unroll
     for (int v = 0; v < Sh::V; v++) {
@@ -420,39 +437,7 @@ __global__ void __launch_bounds__(32 * MSG_MAX_WARPS, H <= 128 ? MSG_BWD_MIN_BLO
         }
     }
     if (!CHAIN) return;
-    if (Sh::S > 1) {
-#pragma unroll
-        for (int v = 0; v < Sh::V; v++) {
-            slot_sum<H>(gs_acc[v]);
-            for (int x = 0; x < 3; x++) slot_sum<H>(gv_acc[x][v]);
-        }
-    }
-    if (WPA > 1) { /* block-uniform */
-        float4 *mine = part4 + (size_t)wid * 4 * R;
-        if (s == 0) {
-#pragma unroll
-            for (int v = 0; v < Sh::V; v++) {
-                const int q = m + Sh::LE * v;
-                mine[q] = gs_acc[v];
-                for (int x = 0; x < 3; x++) mine[(1 + x) * R + q] = gv_acc[x][v];
-            }
-        }
-        __syncthreads();
-        if (w == 0 && s == 0) {
-            for (int o = 1; o < WPA; o++) {
-                float4 *other = mine + (size_t)o * 4 * R;
-#pragma unroll
-                for (int v = 0; v < Sh::V; v++) {
-                    const int q = m + Sh::LE * v;
-                    for (int i = 0; i < 4; i++) {
-                        f4(gs_acc[v], i) += f4(other[q], i);
-                        for (int x = 0; x < 3; x++)
-                            f4(gv_acc[x][v], i) += f4(other[(1 + x) * R + q], i);
-                    }
-                }
-            }
-        }
-    }
+    sum_over_slots_and_warps<H>(gs_acc, gv_acc, part4, wid, w, s, m, WPA);
     if (k >= n || w != 0 || s != 0) return;
     /* gradients entering layer l = leaving layer l-1; its update backward */
 #pragma unroll
