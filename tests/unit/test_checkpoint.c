@@ -27,14 +27,6 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* HDF5 files, groups, datasets, named datatypes and attributes open now, in
- * every file; a test compares the count before and after (nothing left open
- * on any path). */
-static long open_hdf5_ids(void)
-{
-    return (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-}
-
 /* ------------------------------------------------------------------------ */
 /* A checkpoint's contents. */
 
@@ -88,7 +80,7 @@ static void expect_read_error(const char *path, const checkpoint_entry *e, int n
 
 static void test_round_trip(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300], tmp[310];
@@ -130,13 +122,13 @@ static void test_round_trip(void)
     H5Tclose(t);
     H5Aclose(a);
     H5Fclose(file);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 static void test_replace_existing(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300], tmp[310];
@@ -172,13 +164,13 @@ static void test_replace_existing(void)
     memset(&read, 0, sizeof read);
     CU_ASSERT_EQUAL(checkpoint_read(path, in, 4, &err), 0);
     CU_ASSERT_EQUAL(memcmp(read.positions, second.positions, sizeof read.positions), 0);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 static void test_write_errors(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -199,7 +191,7 @@ static void test_write_errors(void)
     checkpoint_entry ok = {"x", CHECKPOINT_F64, 2, x};
     CU_ASSERT_EQUAL(checkpoint_write(nowhere, &ok, 1, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, nowhere));
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -245,7 +237,7 @@ static void write_foreign(const char *path, const char *format, int version)
 
 static void test_read_errors(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -305,28 +297,15 @@ static void test_read_errors(void)
     as_int.type = CHECKPOINT_I64;
     expect_read_error(path, &as_int, 1,
                       "/checkpoint/positions is 64-bit float, expected 64-bit signed integer");
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
-}
-
-static int handler_calls;
-static herr_t counting_handler(hid_t stack, void *data)
-{
-    (void)stack;
-    (void)data;
-    handler_calls++;
-    return 0;
 }
 
 static void test_error_handler_restored(void)
 {
-    H5E_auto2_t old_func;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-    int marker = 0;
-    H5Eset_auto2(H5E_DEFAULT, counting_handler, &marker);
-    handler_calls = 0;
-    long ids = open_hdf5_ids();
+    hdf5_error_probe probe;
+    hdf5_error_probe_begin(&probe);
+    long ids = test_open_hdf5_ids();
 
     double x = 1;
     checkpoint_entry twice[2] = {{"x", CHECKPOINT_F64, 1, &x}, {"x", CHECKPOINT_F64, 1, &x}};
@@ -335,14 +314,9 @@ static void test_error_handler_restored(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "HDF5:"));
     CU_ASSERT_FALSE(file_exists("/tmp/distilmd_unused_checkpoint.chk"));
     CU_ASSERT_FALSE(file_exists("/tmp/distilmd_unused_checkpoint.chk.tmp"));
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
 
-    H5E_auto2_t func;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &func, &data);
-    CU_ASSERT(func == counting_handler && data == &marker);
-    CU_ASSERT_EQUAL(handler_calls, 0);
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    hdf5_error_probe_end(&probe);
 }
 
 int main(void)

@@ -36,14 +36,6 @@ static void temp_file(const temp_dir *d, const char *name, char *buf, size_t siz
     snprintf(buf, size, "%s/%s", d->path, name);
 }
 
-/* HDF5 files, groups, datasets, named datatypes and attributes open now, in
- * every file; a test compares the count before and after (nothing left open
- * on any path). */
-static long open_hdf5_ids(void)
-{
-    return (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-}
-
 /* ------------------------------------------------------------------------ */
 /* The system written: two replicas (water-like, 3 atoms; CO, 2 atoms). */
 
@@ -298,7 +290,7 @@ static const int IDENTITY[MAX_FRAMES] = {0, 1, 2, 3, 4, 5, 6, 7};
 
 static void test_metadata_and_units(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -381,13 +373,13 @@ static void test_metadata_and_units(void)
     }
     H5Fclose(file);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 static void test_round_trip(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -414,7 +406,7 @@ static void test_round_trip(void)
     CU_ASSERT_EQUAL(H5Lexists(file, "particles/replica_0001/force", H5P_DEFAULT), 0);
     H5Fclose(file);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -504,7 +496,7 @@ static void expect_shared_step_time(const char *path, int with_velocity, int wit
 
 static void test_shared_step_time(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -519,14 +511,14 @@ static void test_shared_step_time(void)
     CU_ASSERT_FATAL(write_file(path, make_layout(0, 1), f, 0, &err) == 0);
     expect_shared_step_time(path, 0, 1, 0);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 /* Many frames: several chunks along the frame axis. */
 static void test_many_frames(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -573,13 +565,13 @@ static void test_many_frames(void)
     free(energy);
     free(steps);
     H5Fclose(file);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 static void test_steps_must_increase(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -608,13 +600,13 @@ static void test_steps_must_increase(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lacks"));
     CU_ASSERT_EQUAL(h5md_close(w, &err), 0);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 static void test_append_after_truncation(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -671,7 +663,7 @@ static void test_append_after_truncation(void)
     free(all);
     free(rerun);
     free(merged);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -692,7 +684,7 @@ static void expect_append_error(const char *path, h5md_layout layout, const char
 
 static void test_append_mismatched_layout(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300], other[300];
@@ -755,7 +747,7 @@ static void test_append_mismatched_layout(void)
     expect_all_series(file, f, IDENTITY, 2, 1, 0);
     H5Fclose(file);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -763,7 +755,7 @@ static void test_append_mismatched_layout(void)
  * dropped on reopening, whatever the checkpoint's step. */
 static void test_partial_frame_dropped(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -816,7 +808,7 @@ static void test_partial_frame_dropped(void)
     expect_all_series(file, f, IDENTITY, 3, 1, 1);
     H5Fclose(file);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -824,7 +816,7 @@ static void test_partial_frame_dropped(void)
  * reopening: truncating the shared step would not truncate it. */
 static void test_append_unshared_step(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -850,13 +842,13 @@ static void test_append_unshared_step(void)
                         "/particles/replica_0001/velocity/step is not a hard link to "
                         "/particles/replica_0000/position/step");
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 static void test_create_errors(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     dm_error err = {{0}};
     h5md_writer *w = (h5md_writer *)&err; /* must be reset to NULL */
     h5md_layout layout = make_layout(0, 0);
@@ -870,13 +862,13 @@ static void test_create_errors(void)
     CU_ASSERT_EQUAL(h5md_create(&w, "/tmp/unused.h5", &layout, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "at least one replica"));
     CU_ASSERT_EQUAL(h5md_close(NULL, &err), 0);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
 }
 
 /* A writer killed by SIGKILL after a flush leaves the flushed frames. */
 static void test_killed_after_flush(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -950,30 +942,17 @@ static void test_killed_after_flush(void)
     expect_all_series(file, f, IDENTITY, 5, 1, 1);
     H5Fclose(file);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
 /* Our calls neither print HDF5's error stack nor change the handler. */
-static int handler_calls;
-static herr_t counting_handler(hid_t stack, void *data)
-{
-    (void)stack;
-    (void)data;
-    handler_calls++;
-    return 0;
-}
-
 static void test_error_handler_restored(void)
 {
-    H5E_auto2_t old_func;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-    int marker = 0;
-    H5Eset_auto2(H5E_DEFAULT, counting_handler, &marker);
-    handler_calls = 0;
+    hdf5_error_probe probe;
+    hdf5_error_probe_begin(&probe);
 
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -988,13 +967,8 @@ static void test_error_handler_restored(void)
     CU_ASSERT_EQUAL(h5md_create(&w, "/nonexistent-dir-distilmd/x.h5", &layout, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "HDF5:"));
 
-    H5E_auto2_t func;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &func, &data);
-    CU_ASSERT(func == counting_handler && data == &marker);
-    CU_ASSERT_EQUAL(handler_calls, 0);
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    hdf5_error_probe_end(&probe);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -1111,7 +1085,7 @@ static void expect_extra(hid_t file, const frames *f, const extra_frames *e, con
 
 static void test_extra_observables_round_trip(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -1147,7 +1121,7 @@ static void test_extra_observables_round_trip(void)
     free(f);
     free(e);
     free(later);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -1164,7 +1138,7 @@ static void expect_create_error(const char *path, h5md_layout layout, const char
 
 static void test_extra_observables_invalid(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -1188,7 +1162,7 @@ static void test_extra_observables_invalid(void)
     expect_create_error(path, layout, "got ''");
     layout.extra = NULL;
     expect_create_error(path, layout, "declares 1 extra observables but gives none");
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -1236,7 +1210,7 @@ static int write_demo_parameters(h5md_writer *w, dm_error *err)
 
 static void test_parameters(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -1285,7 +1259,7 @@ static void test_parameters(void)
     expect_all_series(file, f, IDENTITY, 2, 1, 0);
     H5Fclose(file);
     free(f);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 
@@ -1294,7 +1268,7 @@ static void test_parameters(void)
  * and is rewritten. */
 static void test_extra_append_after_truncation(void)
 {
-    long ids = open_hdf5_ids();
+    long ids = test_open_hdf5_ids();
     temp_dir d;
     CU_ASSERT_FATAL(temp_dir_make(&d) == 0);
     char path[300];
@@ -1377,7 +1351,7 @@ static void test_extra_append_after_truncation(void)
     free(e_all);
     free(e_rerun);
     free(e_merged);
-    CU_ASSERT_EQUAL(open_hdf5_ids(), ids);
+    CU_ASSERT_EQUAL(test_open_hdf5_ids(), ids);
     temp_dir_remove(&d);
 }
 

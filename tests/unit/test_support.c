@@ -145,3 +145,32 @@ void temp_dir_remove(temp_dir *d)
     }
     rmdir(d->path);
 }
+
+long test_open_hdf5_ids(void)
+{
+    return (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+}
+
+static herr_t count_error_reports(hid_t stack, void *data)
+{
+    (void)stack;
+    ((hdf5_error_probe *)data)->calls++;
+    return 0;
+}
+
+void hdf5_error_probe_begin(hdf5_error_probe *p)
+{
+    H5Eget_auto2(H5E_DEFAULT, &p->old_func, &p->old_data);
+    p->calls = 0;
+    H5Eset_auto2(H5E_DEFAULT, count_error_reports, p);
+}
+
+void hdf5_error_probe_end(hdf5_error_probe *p)
+{
+    H5E_auto2_t func;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &func, &data);
+    CU_ASSERT(func == count_error_reports && data == p);
+    CU_ASSERT_EQUAL(p->calls, 0);
+    H5Eset_auto2(H5E_DEFAULT, p->old_func, p->old_data);
+}

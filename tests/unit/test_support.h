@@ -6,6 +6,7 @@
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
+#include <hdf5.h>
 
 #define TEST_SKIP_CODE 77
 
@@ -49,6 +50,22 @@ typedef struct temp_dir {
 } temp_dir;
 int temp_dir_make(temp_dir *d);     /* 0 on success */
 void temp_dir_remove(temp_dir *d);
+
+/* HDF5 identifiers open in the process (files, groups, datasets, ...): equal
+ * before and after a call means the call closed everything it opened. */
+long test_open_hdf5_ids(void);
+
+/* Checks that code under test neither prints HDF5's error stack nor changes
+ * the automatic error handler: _begin installs a handler that only counts
+ * its calls (keeping the previous one), _end asserts that it is still
+ * installed and was never called, then restores the previous one. */
+typedef struct hdf5_error_probe {
+    H5E_auto2_t old_func;
+    void *old_data;
+    int calls;
+} hdf5_error_probe;
+void hdf5_error_probe_begin(hdf5_error_probe *p);
+void hdf5_error_probe_end(hdf5_error_probe *p);
 
 /* A per-test random generator (xorshift), deterministic by seed. */
 typedef struct test_rng { unsigned long long s; } test_rng;
