@@ -19,10 +19,10 @@ struct epi_silu_grad {
     float *Gh3;
     const float *h3;
     int H;
-    __device__ void operator()(int, int row, int col, float acc) const
+    __device__ void operator()(int, int row, int col, float4 acc) const
     {
-        size_t t = (size_t)row * H + col;
-        Gh3[t] = acc * painn_silu_grad(h3[t]);
+        const size_t t = (size_t)row * H + col;
+        store4(Gh3 + t, mul4(acc, map4(load4(h3 + t), painn_silu_grad)));
     }
 };
 
@@ -32,19 +32,21 @@ struct epi_grad_mid {
     float *gs_mid, *gv_mid;
     const float *Gout, *gvp, *X, *v_mid;
     int H;
-    __device__ void operator()(int, int row, int col, float acc) const
+    __device__ void operator()(int, int row, int col, float4 acc) const
     {
         if (col < H) {
-            gs_mid[(size_t)row * H + col] = Gout[(size_t)row * 3 * H + col] + acc;
+            store4(gs_mid + (size_t)row * H + col, add4(load4(Gout + (size_t)row * 3 * H + col), acc));
             return;
         }
         const int c = col - H;
-        const float norm = X[(size_t)row * 2 * H + H + c];
-        const float scale = norm > 0.0f ? acc / norm : 0.0f;
-        const size_t t = (size_t)row * 3 * H + c;
-        gv_mid[t] = gvp[t] + scale * v_mid[t];
-        gv_mid[t + H] = gvp[t + H] + scale * v_mid[t + H];
-        gv_mid[t + 2 * H] = gvp[t + 2 * H] + scale * v_mid[t + 2 * H];
+        const float4 norm = load4(X + (size_t)row * 2 * H + H + c);
+        const auto scale_of = [](float a, float nrm) { return nrm > 0.0f ? a / nrm : 0.0f; };
+        const float4 scale = make_float4(scale_of(acc.x, norm.x), scale_of(acc.y, norm.y),
+                                         scale_of(acc.z, norm.z), scale_of(acc.w, norm.w));
+        for (int x = 0; x < 3; x++) {
+            const size_t t = (size_t)row * 3 * H + x * H + c;
+            store4(gv_mid + t, add4(load4(gvp + t), mul4(scale, load4(v_mid + t))));
+        }
     }
 };
 

@@ -29,6 +29,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* 16-byte loads and stores of four consecutive floats (epilogues) */
+__device__ __forceinline__ float4 load4(const float *p)
+{
+    return *reinterpret_cast<const float4 *>(p);
+}
+
+__device__ __forceinline__ void store4(float *p, float4 v)
+{
+    *reinterpret_cast<float4 *>(p) = v;
+}
+
+/* f(x) applied to each component */
+template <class F> __device__ __forceinline__ float4 map4(float4 x, F f)
+{
+    return make_float4(f(x.x), f(x.y), f(x.z), f(x.w));
+}
+
+__device__ __forceinline__ float4 add4(float4 a, float4 b)
+{
+    return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
+
+__device__ __forceinline__ float4 mul4(float4 a, float4 b)
+{
+    return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w);
+}
+
 struct gemm_operands {
     const float *A;
     size_t a_stride_z;
@@ -181,7 +208,9 @@ __global__ void __launch_bounds__(gemm_tile<BM, BN, BK, TM, TN>::THREADS,
         int row = row0 + T::row(i, ty);
         if (row >= m_valid) continue;
 #pragma unroll
-        for (int j = 0; j < TN; j++) epi(z, row, col0 + T::col(j, tx), acc[i][j]);
+        for (int j = 0; j < TN; j += 4)
+            epi(z, row, col0 + T::col(j, tx),
+                make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]));
     }
 }
 
@@ -236,9 +265,7 @@ __global__ void __launch_bounds__(TINY_THREADS) gemm_tiny_kernel(gemm_operands o
             acc[j] = fmaf(av.w, bv.w, acc[j]);
         }
     }
-    if (ty < rows)
-#pragma unroll
-        for (int j = 0; j < 4; j++) epi(z, row0 + ty, col0 + 4 * tx + j, acc[j]);
+    if (ty < rows) epi(z, row0 + ty, col0 + 4 * tx, make_float4(acc[0], acc[1], acc[2], acc[3]));
 }
 
 enum gemm_shape { GEMM_TINY = 0, GEMM_SMALL = 1, GEMM_BIG = 2 };

@@ -14,11 +14,11 @@ struct epi_silu_store {
     float *h3, *a3;
     const float *b3;
     int H;
-    __device__ void operator()(int, int row, int col, float acc) const
+    __device__ void operator()(int, int row, int col, float4 acc) const
     {
-        float h = acc + b3[col];
-        h3[(size_t)row * H + col] = h;
-        a3[(size_t)row * H + col] = painn_silu(h);
+        const float4 h = add4(acc, load4(b3 + col));
+        store4(h3 + (size_t)row * H + col, h);
+        store4(a3 + (size_t)row * H + col, map4(h, painn_silu));
     }
 };
 
@@ -27,9 +27,9 @@ struct epi_bias {
     float *out;
     const float *bias;
     int N;
-    __device__ void operator()(int, int row, int col, float acc) const
+    __device__ void operator()(int, int row, int col, float4 acc) const
     {
-        out[(size_t)row * N + col] = acc + bias[col];
+        store4(out + (size_t)row * N + col, add4(acc, load4(bias + col)));
     }
 };
 
