@@ -23,7 +23,8 @@
  * Evaluation replaces the per-pair filter MLP (4KH + 12H^2 FLOP per pair and
  * layer) by one 16-byte table read per output and a few FLOPs. Output layout
  * as before: filter_out[2l][pair][3H] = phi, filter_out[2l+1][pair][3H] =
- * dphi/dd. */
+ * dphi/dd; in layer 0 the columns of phi_v1, which multiplies v = 0, are
+ * neither formed nor read (1/9 of the filters' memory traffic). */
 #include "painn_cuda_internal.cuh"
 
 #include <math.h>
@@ -137,7 +138,7 @@ __global__ void filter_table_kernel(int N3, int N, float inv_h, const painn_cuda
                                     float *__restrict__ filter_out, long pair_rows)
 {
     painn_grid_begin();
-    const int n_pairs = counts->n_pairs, l = blockIdx.y;
+    const int n_pairs = counts->n_pairs, l = blockIdx.y, H = N3 / 3;
     const float4 *tl = table + (size_t)l * N * N3;
     float *phi = filter_out + (size_t)(2 * l) * pair_rows * N3;
     float *dphi = phi + (size_t)pair_rows * N3;
@@ -153,6 +154,7 @@ __global__ void filter_table_kernel(int N3, int N, float inv_h, const painn_cuda
                         d1 = t * (3.0f * t - 2.0f) * inv_h;
             const float4 *ti = tl + (size_t)i * N3;
             for (int col = threadIdx.x; col < N3; col += blockDim.x) {
+                if (l == 0 && col >= H && col < 2 * H) continue; /* phi_v1 acts on v = 0 */
                 const float4 v = ti[col];
                 phi[p * N3 + col] = v.x + (cD * v.y + (c0 * v.z + c1 * v.w));
                 dphi[p * N3 + col] = dD * v.y + (d0 * v.z + d1 * v.w);
