@@ -35,7 +35,8 @@ struct epi_grad_mid {
     __device__ void operator()(int, int row, int col, float4 acc) const
     {
         if (col < H) {
-            store4(gs_mid + (size_t)row * H + col, add4(load4(Gout + (size_t)row * 3 * H + col), acc));
+            const float4 gs_out = load4(Gout + (size_t)row * 3 * H + col);
+            store4(gs_mid + (size_t)row * H + col, add4(gs_out, acc));
             return;
         }
         const int c = col - H;

@@ -14,7 +14,7 @@
  *
  * Per-pair arrays have pair_rows rows (pair capacity rounded up to the largest
  * GEMM tile); per-layer planes are stacked with z = 2 l + half:
-  *   filter_out[z][pair_rows][3H] half 0: phi = W2 a + b2; half 1: dphi/dd = W2 a'
+ *   filter_out[z][pair_rows][3H] half 0: phi = W2 a + b2; half 1: dphi/dd = W2 a'
  *   with a = silu(W1 e + b1), a' = silu'(W1 e + b1) (W1 de/dd), both read
  *   from the filter table (cubic Hermite in d); in layer 0 the phi_v1
  *   columns are not formed (they multiply v = 0)
