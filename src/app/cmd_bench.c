@@ -59,6 +59,7 @@ typedef struct bench_options {
 
 typedef struct bench_row {
     int batch, atoms, edges, pairs;
+    int pair_messages; /* the message path the context chose (painn_cuda_info) */
     double ms, ms_min, ms_p90, ms_back_to_back, gflop;
     int n_stages;
     const char *stage_names[MAX_STAGE_ROWS];
@@ -214,6 +215,7 @@ static int time_batch(const painn_model *m, const molecule_set *set, int B,
         }
         if (bench_batch(set->mols, set->n, B, 0, &b, err) || painn_cuda_create(&ctx, m, &b, NULL, err)) break;
         painn_cuda_get_info(ctx, info);
+        row->pair_messages = info->pair_messages;
         if (cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
             dm_fail(err, "cudaStreamCreate failed");
             break;
@@ -279,8 +281,9 @@ static double peak_tflops(const painn_cuda_info *in)
 
 static void print_row(const bench_row *r)
 {
-    printf("%6d %7d %8d %10.4f %10.4f %12.3f %9.2f %8.2f\n", r->batch, r->atoms, r->edges, r->ms,
-           r->ms_back_to_back, 1e3 * r->ms / r->batch, r->gflop, r->gflop / r->ms);
+    printf("%6d %7d %8d %10.4f %10.4f %12.3f %9.2f %8.2f %9s\n", r->batch, r->atoms, r->edges,
+           r->ms, r->ms_back_to_back, 1e3 * r->ms / r->batch, r->gflop, r->gflop / r->ms,
+           r->pair_messages ? "pair" : "atom");
 }
 
 static void print_stages(const bench_row *r)
@@ -301,9 +304,10 @@ static void json_rows(FILE *f, const bench_row *rows, int n)
                 "      {\"batch\": %d, \"atoms\": %d, \"edges\": %d, \"pairs\": %d, "
                 "\"ms_per_eval\": %.6f, \"ms_min\": %.6f, \"ms_p90\": %.6f, "
                 "\"ms_back_to_back\": %.6f, \"ms_per_molecule\": %.8f, \"gflop\": %.6f, "
-                "\"tflops\": %.4f",
+                "\"tflops\": %.4f, \"messages\": \"%s\"",
                 r->batch, r->atoms, r->edges, r->pairs, r->ms, r->ms_min, r->ms_p90,
-                r->ms_back_to_back, r->ms / r->batch, r->gflop, r->gflop / r->ms);
+                r->ms_back_to_back, r->ms / r->batch, r->gflop, r->gflop / r->ms,
+                r->pair_messages ? "pair" : "atom");
         if (r->n_stages) {
             fprintf(f, ", \"stages_ms\": {");
             for (int k = 0; k < r->n_stages; k++)
@@ -373,8 +377,8 @@ int cmd_bench(int argc, char **argv)
                        "max |.|\n",
                        info.filter_table_n, info.filter_table_error[0],
                        info.filter_table_error[1]);
-                printf("%6s %7s %8s %10s %10s %12s %9s %9s\n", "batch", "atoms", "edges", "ms/eval",
-                       "ms b2b", "us/molecule", "GFLOP", "TFLOP/s");
+                printf("%6s %7s %8s %10s %10s %12s %9s %9s %9s\n", "batch", "atoms", "edges",
+                       "ms/eval", "ms b2b", "us/molecule", "GFLOP", "TFLOP/s", "messages");
             }
             print_row(&rows[bi]);
             fflush(stdout);

@@ -140,7 +140,8 @@ int alloc_state(painn_cuda *c, const molecule_batch *t, dm_error *err)
         device_alloc(c, &c->pair_u, P, "pair directions", err) ||
         device_alloc(c, &c->pair_r, P, "pair vectors", err) ||
         device_alloc(c, &c->counts, 1, "counts", err) ||
-        device_alloc(c, &c->filter_out, 2 * L * P * 3 * H, "filters", err) ||
+        (!c->pair_messages &&
+         device_alloc(c, &c->filter_out, 2 * L * P * 3 * H, "filters", err)) ||
         device_alloc(c, &c->s_in, L * n * H, "scalar features", err) ||
         device_alloc(c, &c->v_in, L * n * 3 * H, "vector features", err) ||
         device_alloc(c, &c->X, L * n * 2 * H, "update inputs", err) ||
@@ -153,7 +154,7 @@ int alloc_state(painn_cuda *c, const molecule_batch *t, dm_error *err)
         device_alloc(c, &c->Gh3, n * H, "gradients", err) ||
         device_alloc(c, &c->gs_mid, n * H, "gradients", err) ||
         device_alloc(c, &c->gv_mid, n * 3 * H, "gradients", err) ||
-        device_alloc(c, &c->edge_grad, L * 2 * P, "edge gradients", err))
+        device_alloc(c, &c->edge_grad, L * 2 * P * c->edge_groups, "edge gradients", err))
         return -1;
     std::vector<int> atom_mol(n);
     for (int mol = 0; mol < t->n_molecules; mol++)
@@ -293,7 +294,8 @@ int painn_cuda_create(painn_cuda **out, const painn_model *m, const molecule_bat
         snprintf(c->device_name, sizeof c->device_name, "%s", prop.name);
         c->sm_count = prop.multiProcessorCount;
         c->use_pdl = painn_pdl_choice(c->n_atoms);
-        if (alloc_state(c, t, err) || upload_weights(c, m, err) ||
+        if (painn_pair_messages_create(c, t, err) || alloc_state(c, t, err) ||
+            upload_weights(c, m, err) ||
             painn_filter_table_create(c, m, err))
             break;
         e = painn_configure_kernels(c);
@@ -329,7 +331,8 @@ void painn_cuda_destroy(painn_cuda *c)
         c->gv_mid,      c->edge_grad, c->w.embedding, c->w.centers, c->w.widths,   c->w.W1,
         c->w.b1,        c->w.W2,      c->w.b2,        c->w.W3,      c->w.b3,       c->w.W3T,
         c->w.W4,        c->w.b4,      c->w.W4T,       c->w.W5,      c->w.b5,       c->w.W6,
-        c->w.b6,        c->w.W7,      c->w.b7,        c->w.W5T,     c->w.W6T,      c->filter_table};
+        c->w.b6,        c->w.W7,      c->w.b7,        c->w.W5T,     c->w.W6T,      c->filter_table,
+        c->msg_blocks};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++)
         if (device[i]) cudaFree(device[i]);
     if (c->host_pos) cudaFreeHost(c->host_pos);
@@ -384,6 +387,7 @@ void painn_cuda_get_info(const painn_cuda *c, painn_cuda_info *info)
     info->filter_table_n = c->table_n;
     info->filter_table_error[0] = c->table_error[0];
     info->filter_table_error[1] = c->table_error[1];
+    info->pair_messages = c->pair_messages;
 }
 
 int painn_cuda_upload_positions(painn_cuda *c, const double *x, cudaStream_t stream, dm_error *err)

@@ -80,6 +80,9 @@ typedef struct painn_cuda_info {
     int clock_khz; /* SM clock (for the fp32 peak estimate) */
     int filter_table_n;           /* intervals of the filter table over [0, rc] */
     double filter_table_error[2]; /* its max error in phi, dphi/dd (relative to max |.|) */
+    int pair_messages; /* 1: the message step runs pair by pair, the filters evaluated
+                          inside (many small molecules); 0: per atom, from per-pair
+                          filter arrays */
 } painn_cuda_info;
 
 /* 1 when a CUDA device can be used; else 0 and the reason in why. */

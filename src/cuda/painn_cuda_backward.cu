@@ -9,7 +9,8 @@
  * Forces: per pair (lo, hi), r = x_lo - x_hi, with G_D = sum of dE/dd of both
  * edges and G_U = dE/du(lo->hi) - dE/du(hi->lo):
  *   dE/dx_lo = G_D r/d + G_U/(d+eps) - r (r.G_U) / (d (d+eps)^2) = -dE/dx_hi
- * gathered per atom over its edges, layers summed in order 0..L-1. */
+ * gathered per atom over its edges, layers summed in order 0..L-1 and, within
+ * a layer, the partial sums of the channel groups in order g = 0..G-1. */
 #include "painn_cuda_gemm.cuh"
 
 namespace {
@@ -54,6 +55,7 @@ struct epi_grad_mid {
 /* Blocks [0, atom_blocks): warp per atom, lanes over its edges, the force
  * from its pairs (float64, summed per lane in edge order, then across lanes
  * in a fixed butterfly). Blocks after: warp per molecule, its energy. */
+template <int G>
 __global__ void
 forces_energy_kernel(int n, int n_mol, int L, long pair_rows, int atom_blocks,
                      const int *__restrict__ row_start, const int *__restrict__ edge_src,
@@ -71,12 +73,17 @@ forces_energy_kernel(int n, int n_mol, int L, long pair_rows, int atom_blocks,
                 const int nb = edge_src[e], p = edge_pair[e];
                 float GD = 0.0f, Ux = 0.0f, Uy = 0.0f, Uz = 0.0f;
                 for (int l = 0; l < L; l++) {
-                    const float4 *g = edge_grad + (size_t)l * 2 * pair_rows + 2 * (size_t)p;
-                    const float4 a = g[0], b = g[1];
-                    GD += a.x + b.x;
-                    Ux += a.y - b.y;
-                    Uy += a.z - b.z;
-                    Uz += a.w - b.w;
+                    const float4 *g = edge_grad + ((size_t)l * 2 * pair_rows + 2 * (size_t)p) * G;
+                    float4 a[G], b[G];
+#pragma unroll
+                    for (int q = 0; q < G; q++) a[q] = g[q], b[q] = g[G + q];
+#pragma unroll
+                    for (int q = 0; q < G; q++) {
+                        GD += a[q].x + b[q].x;
+                        Ux += a[q].y - b[q].y;
+                        Uy += a[q].z - b[q].z;
+                        Uz += a[q].w - b[q].w;
+                    }
                 }
                 const float4 r = pair_r[p];
                 const float d = pair_u[p].w;
@@ -143,9 +150,17 @@ cudaError_t painn_launch_forces(const painn_cuda *c, cudaStream_t s)
     const int threads = 128;
     const int atom_blocks = (int)painn_grid(c->n_atoms, threads / 32, c->sm_count, 16);
     const int mol_blocks = (int)painn_grid(c->n_molecules, threads / 32, c->sm_count, 8);
-    painn_launch(c->use_pdl, forces_energy_kernel, atom_blocks + mol_blocks, threads, 0, s,
-                 c->n_atoms, c->n_molecules, c->L, c->pair_rows, atom_blocks, c->row_start,
-                 c->edge_src, c->edge_pair, c->pair_u, c->pair_r, c->edge_grad, c->forces,
-                 c->mol_start, c->atom_energy, c->energies);
+    decltype(&forces_energy_kernel<1>) kernel;
+    switch (c->edge_groups) {
+    case 1: kernel = forces_energy_kernel<1>; break;
+    case 2: kernel = forces_energy_kernel<2>; break;
+    case 4: kernel = forces_energy_kernel<4>; break;
+    case 8: kernel = forces_energy_kernel<8>; break;
+    default: return cudaErrorInvalidValue; /* H / 32 for H <= 256 */
+    }
+    painn_launch(c->use_pdl, kernel, atom_blocks + mol_blocks, threads, 0, s, c->n_atoms,
+                 c->n_molecules, c->L, c->pair_rows, atom_blocks, c->row_start, c->edge_src,
+                 c->edge_pair, c->pair_u, c->pair_r, c->edge_grad, c->forces, c->mol_start,
+                 c->atom_energy, c->energies);
     return cudaGetLastError();
 }

@@ -146,18 +146,13 @@ __global__ void filter_table_kernel(int N3, int N, float inv_h, const painn_cuda
         const int np = (int)min((long)TABLE_BP, n_pairs - p0);
         for (int q = 0; q < np; q++) {
             const long p = p0 + q;
-            const float s = pair_u[p].w * inv_h;
-            const int i = min((int)s, N - 1);
-            const float t = s - (float)i, u = 1.0f - t;
-            const float cD = t * t * (3.0f - 2.0f * t), c0 = t * u * u, c1 = -t * t * u;
-            const float dD = 6.0f * t * u * inv_h, d0 = u * (1.0f - 3.0f * t) * inv_h,
-                        d1 = t * (3.0f * t - 2.0f) * inv_h;
-            const float4 *ti = tl + (size_t)i * N3;
+            const painn_hermite w = painn_hermite_at(pair_u[p].w, inv_h, N);
+            const float4 *ti = tl + (size_t)w.i * N3;
             for (int col = threadIdx.x; col < N3; col += blockDim.x) {
                 if (l == 0 && col >= H && col < 2 * H) continue; /* phi_v1 acts on v = 0 */
                 const float4 v = ti[col];
-                phi[p * N3 + col] = v.x + (cD * v.y + (c0 * v.z + c1 * v.w));
-                dphi[p * N3 + col] = dD * v.y + (d0 * v.z + d1 * v.w);
+                phi[p * N3 + col] = painn_hermite_phi(w, v);
+                dphi[p * N3 + col] = painn_hermite_dphi(w, v);
             }
         }
     }
@@ -259,6 +254,7 @@ int painn_filter_table_create(painn_cuda *c, const painn_model *m, dm_error *err
 
 cudaError_t painn_launch_pair_filters(const painn_cuda *c, cudaStream_t s)
 {
+    if (c->pair_messages) return cudaSuccess; /* evaluated inside the pair kernels */
     const int N3 = 3 * c->H;
     const int threads = N3 >= 384 ? 128 : N3 >= 192 ? 64 : 32;
     dim3 grid(painn_grid(c->pair_cap, TABLE_BP, c->sm_count, 16), c->L);

@@ -28,9 +28,13 @@
  *   (the last layer: dE/da only),
  *   gvp[n][3H] = dE/dv_mid through the vector gate, Gh3[n][H],
  *   gs_mid[n][H], gv_mid[n][3H] = dE/d(s, v) after the message.
- * edge_grad[l][2 * pair_rows] (float4: dE/dd, dE/du x y z) of layer l for
- *   the directed edge of pair p into its hi atom (slot 2p) and into its lo
- *   atom (slot 2p + 1), each written by its receiver alone. */
+ * edge_grad[l][2 * pair_rows][edge_groups] (float4: dE/dd, dE/du x y z) of
+ *   layer l for the directed edge of pair p into its hi atom (slot 2p) and
+ *   into its lo atom (slot 2p + 1): by the per-atom kernels, written by its
+ *   receiver alone; by the pair kernels, one partial sum per group of 32
+ *   channels, summed in order by the forces kernel.
+ * filter_out is absent (null) when the pair kernels evaluate the table
+ *   themselves. */
 #ifndef DISTILMD_PAINN_CUDA_INTERNAL_CUH
 #define DISTILMD_PAINN_CUDA_INTERNAL_CUH
 
@@ -90,6 +94,16 @@ struct painn_cuda {
     float table_inv_h;     /* table_n / rc */
     double table_error[2]; /* measured max error of phi, dphi/dd over max |.| */
 
+    /* the message step pair by pair (painn_cuda_pair_messages.cu): for
+     * batches of many molecules of ~20 atoms; block b takes the molecules of atoms
+     * [msg_blocks[b], msg_blocks[b+1]). Otherwise the per-atom kernels and
+     * the per-pair filter arrays filter_out. edge_groups: channel groups
+     * whose partial sums edge_grad holds per edge (H/32, else 1). */
+    bool pair_messages;
+    int edge_groups;
+    int *msg_blocks;
+    int msg_n_blocks, msg_max_block_atoms;
+
     /* activations */
     float *filter_out;
     float *s_in, *v_in, *X, *v_mid, *h3, *a3, *upd;
@@ -136,6 +150,11 @@ std::vector<T> pack_matrices(const double *const *src, int count, int rows, int 
 /* Tabulates the filters of the model (float64 on the GPU) into
  * c->filter_table; fails if 4096 intervals do not reach float32 accuracy. */
 int painn_filter_table_create(painn_cuda *c, const painn_model *m, dm_error *err);
+
+/* Chooses the message path for the batch (sets pair_messages, edge_groups,
+ * and the blocks of the pair kernels). Before the arrays are allocated. */
+int painn_pair_messages_create(painn_cuda *c, const molecule_batch *t, dm_error *err);
+cudaError_t painn_launch_pair_messages(const painn_cuda *c, int l, bool forward, cudaStream_t s);
 
 /* Stage launchers, in evaluation order. Each enqueues its kernels on the
  * stream and returns cudaGetLastError(). */
@@ -236,6 +255,65 @@ __device__ __forceinline__ double painn_warp_sum_double(double v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
+}
+
+/* The filter table at distance d (painn_cuda_filter_table.cu): interval i,
+ * t = d/h - i, and the weights of (y, D, h m0, h m1) in
+ *   phi    = y + t^2 (3 - 2t) D + t (1 - t)^2 h m0 - t^2 (1 - t) h m1
+ *   dphi/dd = [6 t (1 - t) D + (1 - t)(1 - 3t) h m0 + t (3t - 2) h m1] / h */
+struct painn_hermite {
+    int i;
+    float cD, c0, c1, dD, d0, d1;
+};
+
+__device__ __forceinline__ painn_hermite painn_hermite_at(float d, float inv_h, int N)
+{
+    painn_hermite w;
+    const float s = d * inv_h;
+    w.i = min((int)s, N - 1);
+    const float t = s - (float)w.i, u = 1.0f - t;
+    w.cD = t * t * (3.0f - 2.0f * t), w.c0 = t * u * u, w.c1 = -t * t * u;
+    w.dD = 6.0f * t * u * inv_h, w.d0 = u * (1.0f - 3.0f * t) * inv_h,
+    w.d1 = t * (3.0f * t - 2.0f) * inv_h;
+    return w;
+}
+
+/* phi and dphi/dd of one column from its interval's (y, D, h m0, h m1) */
+__device__ __forceinline__ float painn_hermite_phi(const painn_hermite &w, float4 v)
+{
+    return v.x + (w.cD * v.y + (w.c0 * v.z + w.c1 * v.w));
+}
+
+__device__ __forceinline__ float painn_hermite_dphi(const painn_hermite &w, float4 v)
+{
+    return w.dD * v.y + (w.d0 * v.z + w.d1 * v.w);
+}
+
+/* Reduces v[0..CNT) of every lane over the lanes of its slot, offsets O, O/2,
+ * .., 1: while a lane holds more than one value, the lane with bit O set keeps
+ * the upper half and sends the lower one, its partner the reverse; once one
+ * is left, a plain butterfly. Afterwards lane m of a slot of LE lanes holds
+ * in v[r], r < max(1, CNT/LE), the full sum of value (m / DUP) max(1, CNT/LE)
+ * + r with DUP = max(1, LE/CNT) (the lanes with equal m / DUP hold the same). */
+template <int CNT, int O>
+__device__ __forceinline__ void painn_transpose_reduce(float *v, int lane)
+{
+    if constexpr (O > 0) {
+        if constexpr (CNT > 1) {
+            constexpr int HALF = CNT / 2;
+            const bool up = (lane & O) != 0;
+#pragma unroll
+            for (int i = 0; i < HALF; i++) {
+                const float send = up ? v[i] : v[i + HALF];
+                const float keep = up ? v[i + HALF] : v[i];
+                v[i] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+            }
+            painn_transpose_reduce<HALF, O / 2>(v, lane);
+        } else {
+            v[0] += __shfl_xor_sync(0xffffffffu, v[0], O);
+            painn_transpose_reduce<1, O / 2>(v, lane);
+        }
+    }
 }
 
 /* Blocks for a grid-stride loop over `units` work units of `per_block` each,

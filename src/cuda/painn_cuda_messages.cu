@@ -287,32 +287,6 @@ __global__ void __launch_bounds__(32 * MSG_MAX_WARPS, H <= 128 ? MSG_FWD_MIN_BLO
 
 /* ---- reverse ---- */
 
-/* Reduces v[0..CNT) of every lane over the lanes of its slot, offsets O, O/2,
- * .., 1: while a lane holds more than one value, the lane with bit O set keeps
- * the upper half and sends the lower one, its partner the reverse; once one
- * is left, a plain butterfly. Afterwards lane m of a slot of LE lanes holds
- * in v[r], r < max(1, CNT/LE), the full sum of value (m / DUP) max(1, CNT/LE)
- * + r with DUP = max(1, LE/CNT) (the lanes with equal m / DUP hold the same). */
-template <int CNT, int O> __device__ __forceinline__ void transpose_reduce(float *v, int lane)
-{
-    if constexpr (O > 0) {
-        if constexpr (CNT > 1) {
-            constexpr int HALF = CNT / 2;
-            const bool up = (lane & O) != 0;
-#pragma unroll
-            for (int i = 0; i < HALF; i++) {
-                const float send = up ? v[i] : v[i + HALF];
-                const float keep = up ? v[i + HALF] : v[i];
-                v[i] = keep + __shfl_xor_sync(0xffffffffu, send, O);
-            }
-            transpose_reduce<HALF, O / 2>(v, lane);
-        } else {
-            v[0] += __shfl_xor_sync(0xffffffffu, v[0], O);
-            transpose_reduce<1, O / 2>(v, lane);
-        }
-    }
-}
-
 /* dE/dd, dE/du of GE edges per slot: each lane adds its channels' terms into
  * g[4 e + (0: dE/dd, 1-3: dE/du x y z)]; gs_acc, gv_acc gather the layer's
  * input gradients (CHAIN). */
@@ -423,7 +397,7 @@ __global__ void __launch_bounds__(32 * MSG_MAX_WARPS, H <= 128 ? MSG_BWD_MIN_BLO
                 g[4 * e + 2] = guy;
                 g[4 * e + 3] = guz;
             }
-            transpose_reduce<NV, Sh::LE / 2>(g, lane);
+            painn_transpose_reduce<NV, Sh::LE / 2>(g, lane);
 #pragma unroll
             for (int r = 0; r < RV; r++) {
                 const int idx = (m / DUP) * RV + r; /* value 4 e + quantity */
@@ -525,6 +499,7 @@ template <int H> cudaError_t launch_backward_h(const painn_cuda *c, int l, cudaS
 
 cudaError_t painn_launch_message_forward(const painn_cuda *c, int l, cudaStream_t s)
 {
+    if (c->pair_messages) return painn_launch_pair_messages(c, l, true, s);
     cudaError_t e;
     switch (c->H) {
     case 32: e = launch_forward_h<32>(c, l, s); break;
@@ -538,6 +513,7 @@ cudaError_t painn_launch_message_forward(const painn_cuda *c, int l, cudaStream_
 
 cudaError_t painn_launch_message_backward(const painn_cuda *c, int l, cudaStream_t s)
 {
+    if (c->pair_messages) return painn_launch_pair_messages(c, l, false, s);
     cudaError_t e;
     switch (c->H) {
     case 32: e = launch_backward_h<32>(c, l, s); break;

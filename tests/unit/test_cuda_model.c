@@ -262,10 +262,12 @@ static void test_golden_21k(void)
 
 /* ---- random batches ---- */
 
-/* n_mol molecules drawn from the shared set, each perturbed by 0.05 Å
- * (a quarter followed by an identical replica), plus a random cluster of
- * cluster_atoms atoms (0: none), in random order of insertion. */
-static int random_batch(test_rng *rng, int n_mol, int cluster_atoms, molecule_batch *b)
+/* n_mol molecules drawn from the shared set (those of at most max_atoms
+ * atoms; 0: all), each perturbed by 0.05 Å (a quarter followed by an
+ * identical replica), plus a random cluster of cluster_atoms atoms (0: none),
+ * in random order of insertion. */
+static int random_batch_of(test_rng *rng, int n_mol, int cluster_atoms, int max_atoms,
+                           molecule_batch *b)
 {
     mol_list all = {0}, pick = {0};
     int n_all = read_all_molecules(&all);
@@ -281,6 +283,7 @@ static int random_batch(test_rng *rng, int n_mol, int cluster_atoms, molecule_ba
             inserted_cluster = 1;
         }
         int k = (int)(test_uniform(rng) * n_all);
+        while (max_atoms && all.n_atoms[k] > max_atoms) k = (int)(test_uniform(rng) * n_all);
         int n = all.n_atoms[k];
         double *x = malloc(sizeof(double) * 3 * n);
         /* always perturbed: an ideal symmetric geometry (methane) has channels
@@ -302,6 +305,11 @@ static int random_batch(test_rng *rng, int n_mol, int cluster_atoms, molecule_ba
     mol_list_free(&all);
     mol_list_free(&pick);
     return rc;
+}
+
+static int random_batch(test_rng *rng, int n_mol, int cluster_atoms, molecule_batch *b)
+{
+    return random_batch_of(rng, n_mol, cluster_atoms, 0, b);
 }
 
 static void random_batch_for(const char *size, unsigned long long seed, int n_mol, int cluster)
@@ -536,6 +544,128 @@ static void test_tile_shapes_agree(void)
     painn_model_free(&m);
 }
 
+/* A batch whose molecules have at most 32 atoms, forced through the
+ * pair-by-pair message kernels, which evaluate the filter table inside:
+ * against the float64 reference, bit-identical when evaluated twice, and each
+ * of its first 24 molecules against a context of its own (the per-atom
+ * kernels: the same sums in another order, so agreement to float32 rounding,
+ * with the batch test's bounds). */
+static void pair_path_for(const char *size, unsigned long long seed)
+{
+    painn_model m = {0};
+    molecule_batch b = {0};
+    test_rng rng = {seed};
+    painn_cuda *ctx = NULL;
+    CU_ASSERT_FATAL(test_load_model(size, &m) == 0);
+    CU_ASSERT_FATAL(random_batch_of(&rng, 120, 0, 32, &b) == 0);
+    setenv("PAINN_CUDA_MESSAGES", "pair", 1); /* this batch is below the automatic choice */
+    const int created = create_ctx(&m, &b, 0, &ctx);
+    unsetenv("PAINN_CUDA_MESSAGES");
+    CU_ASSERT_FATAL(created == 0);
+    painn_cuda_info info;
+    painn_cuda_get_info(ctx, &info);
+    CU_ASSERT_FATAL(info.pair_messages == 1);
+    result r1, r2;
+    CU_ASSERT_FATAL(evaluate_at(ctx, b.positions, 1, &b, &r1) == 0);
+    CU_ASSERT_FATAL(evaluate_at(ctx, b.positions, 1, &b, &r2) == 0);
+    CU_ASSERT(same_bits(&r1, &r2, &b));
+    painn_cuda_destroy(ctx);
+
+    const int M = b.n_molecules;
+    double *Er = calloc(M, sizeof *Er), *Fr = calloc(3 * b.n_atoms, sizeof *Fr);
+    CU_ASSERT_FATAL(reference_compute(&m, &b, b.positions, Er, Fr) == 0);
+    agreement a = {0};
+    compare("pair path", &b, r1.E, r1.F, Er, Fr, &a);
+    CU_ASSERT(a.failures == 0);
+
+    double worst_e = 0, worst_f = 0;
+    for (int i = 0; i < M && i < 24; i++) {
+        int n = b.offset[i + 1] - b.offset[i];
+        molecule_batch one = {0};
+        CU_ASSERT_FATAL(molecule_batch_alloc(&one, 1, &n, NULL) == 0);
+        memcpy(one.species, b.species + b.offset[i], sizeof(int) * n);
+        memcpy(one.positions, b.positions + 3 * b.offset[i], sizeof(double) * 3 * n);
+        double Ei, *Fi = calloc(3 * n, sizeof *Fi);
+        CU_ASSERT_FATAL(cuda_compute(&m, &one, one.positions, &Ei, Fi) == 0);
+        const double de = fabs(Ei - r1.E[i]);
+        double df = 0;
+        for (int k = 0; k < 3 * n; k++) df = fmax(df, fabs(Fi[k] - r1.F[3 * b.offset[i] + k]));
+        CU_ASSERT(de <= TOL_BATCH_ENERGY_REL * fabs(r1.E[i]));
+        CU_ASSERT(df <= TOL_BATCH_FORCE);
+        worst_e = fmax(worst_e, de);
+        worst_f = fmax(worst_f, df);
+        free(Fi);
+        molecule_batch_free(&one);
+    }
+    printf("\n  %s, %d molecules (%d atoms): E rel %.2e, F max %.2e, F RMS %.2e; repeat %s; "
+           "vs one by one: max |dE| = %.3g eV, max |dF| = %.3g eV/A ",
+           size, M, b.n_atoms, a.energy_rel, a.force_max, a.force_rms,
+           same_bits(&r1, &r2, &b) ? "identical" : "DIFFERENT", worst_e, worst_f);
+    free(Er), free(Fr);
+    free(r1.E), free(r1.F), free(r2.E), free(r2.F);
+    molecule_batch_free(&b);
+    painn_model_free(&m);
+}
+
+static void test_pair_path_427k(void)
+{
+    pair_path_for("427k", 909);
+}
+static void test_pair_path_77k(void)
+{
+    pair_path_for("77k", 910);
+}
+static void test_pair_path_21k(void)
+{
+    pair_path_for("21k", 911);
+}
+
+/* The automatic choice of the message path: pair by pair for 256 alanine
+ * dipeptides (22 atoms each, enough blocks to fill the GPU), per atom for one
+ * of them and for a batch with a molecule of more than 32 atoms; and the
+ * PAINN_CUDA_MESSAGES override. */
+static void test_message_path_choice(void)
+{
+    struct {
+        int copies, with_cholesterol;
+        const char *force;
+        int expect;
+    } cases[] = {{256, 0, NULL, 1}, {1, 0, NULL, 0}, {256, 1, NULL, 0}, {256, 0, "atom", 0},
+                 {1, 0, "pair", 1},   {256, 1, "pair", 0}};
+    painn_model m = {0};
+    xyz_trajectory ad = {0}, ch = {0};
+    dm_error err = {{0}};
+    CU_ASSERT_FATAL(test_load_model("427k", &m) == 0);
+    CU_ASSERT_FATAL(xyz_read_file(test_shared_path("molecules/alanine_dipeptide.xyz"), &ad, &err) == 0);
+    CU_ASSERT_FATAL(xyz_read_file(test_shared_path("molecules/cholesterol.xyz"), &ch, &err) == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        mol_list l = {0};
+        molecule_batch b = {0};
+        painn_cuda *ctx = NULL;
+        for (int k = 0; k < cases[i].copies; k++)
+            mol_list_add(&l, ad.frames[0].n_atoms, ad.frames[0].species, ad.frames[0].positions);
+        if (cases[i].with_cholesterol)
+            mol_list_add(&l, ch.frames[0].n_atoms, ch.frames[0].species, ch.frames[0].positions);
+        CU_ASSERT_FATAL(batch_from_list(&l, &b) == 0);
+        if (cases[i].force) setenv("PAINN_CUDA_MESSAGES", cases[i].force, 1);
+        const int created = create_ctx(&m, &b, 0, &ctx);
+        unsetenv("PAINN_CUDA_MESSAGES");
+        CU_ASSERT_FATAL(created == 0);
+        painn_cuda_info info;
+        painn_cuda_get_info(ctx, &info);
+        printf("\n  %d alanine dipeptide(s)%s%s%s: messages %s ", cases[i].copies,
+               cases[i].with_cholesterol ? " + cholesterol" : "", cases[i].force ? ", forced " : "",
+               cases[i].force ? cases[i].force : "", info.pair_messages ? "pair by pair" : "per atom");
+        CU_ASSERT(info.pair_messages == cases[i].expect);
+        painn_cuda_destroy(ctx);
+        molecule_batch_free(&b);
+        mol_list_free(&l);
+    }
+    xyz_trajectory_free(&ad);
+    xyz_trajectory_free(&ch);
+    painn_model_free(&m);
+}
+
 /* Positions changed on the device between graph replays, no host sync in
  * between: the last result equals a fresh evaluation of the last positions. */
 static void test_no_host_round_trip(void)
@@ -673,7 +803,10 @@ int main(void)
                TEST_CASE(test_random_batch_77k_with_cluster), TEST_CASE(test_random_batch_21k));
     TEST_SUITE("cuda_device", TEST_CASE(test_neighbor_counts), TEST_CASE(test_determinism),
                TEST_CASE(test_batch_equals_single_427k), TEST_CASE(test_batch_equals_single_21k),
-               TEST_CASE(test_tile_shapes_agree), TEST_CASE(test_no_host_round_trip),
+               TEST_CASE(test_tile_shapes_agree), TEST_CASE(test_pair_path_427k),
+               TEST_CASE(test_pair_path_77k), TEST_CASE(test_pair_path_21k),
+               TEST_CASE(test_message_path_choice),
+               TEST_CASE(test_no_host_round_trip),
                TEST_CASE(test_overflow_reported), TEST_CASE(test_filter_table_sized_by_error));
     return test_run_all();
 }
