@@ -42,8 +42,9 @@
 
 namespace {
 
-/* Atoms per block at most: 32 molecules' worth of small ones, or one of up
- * to 32 atoms (alanine dipeptide: 22). */
+/* Atoms per block at most: whole molecules, several small ones or one of up
+ * to 32 atoms (alanine dipeptide: 22); a batch with a larger molecule takes
+ * the per-atom kernels. */
 constexpr int PAIR_BLOCK_ATOMS = 32;
 /* Warps per block (8 blocks of 2 warps per SM: at most 128 registers):
  * warp w takes the atoms hi = w, w + PAIR_WARPS, ... and
@@ -53,17 +54,18 @@ constexpr int PAIR_WARPS = 2;
 /* Pairs whose table rows are loaded before their arithmetic (the reverse
  * with the chain holds twice the values per pair: 2, within 128 registers). */
 constexpr int PAIR_PREFETCH = 4, PAIR_PREFETCH_CHAIN = 2;
-/* When the pair kernels are used (painn_pair_messages_create), measured on
+/* When the pair kernels are used (painn_pair_messages_create). Measured on
  * an H200 against the per-atom kernels, MD steps of alanine dipeptide (22
- * atoms) and of the 17-molecule mix (13 atoms per molecule on average):
- * they win once their blocks x channel groups fill the GPU (427k model:
- * 0.717 vs 0.807 ms at 256 replicas, 1024 units; even at 128, 512 units;
- * 77k: even at 256, 512 units; 21k: 0.295 vs 0.330 ms at 512, 512 units;
- * all lose below) and only for molecules of ~20 atoms: the mix, with 6.2
- * pairs per atom instead of 8.2, loses even at 1024 (1.60 vs 1.49 ms). Hence: at
- * least 3.5 units per SM and 16 atoms per molecule on average.
- * PAINN_CUDA_MESSAGES=pair|atom in the environment forces either (tests and
- * benchmarks; pair only where every molecule fits a block). */
+ * atoms) and of the 17-molecule mix (13 atoms per molecule on average),
+ * "units" = blocks x channel groups: the pair kernels win once the units
+ * fill the GPU (427k model: 0.717 vs 0.807 ms at 256 replicas, 1024 units;
+ * even at 128, 512 units; 77k: even at 256, 512 units; 21k: 0.295 vs 0.330
+ * ms at 512, 512 units; all lose below), and only for molecules of ~20
+ * atoms: the mix, with 6.2 pairs per atom instead of 8.2, loses even at 1024
+ * (1.60 vs 1.49 ms). Hence at least 3.5 units per SM and 16 atoms per
+ * molecule on average. PAINN_CUDA_MESSAGES=pair|atom in the environment
+ * forces either (tests and benchmarks; pair only where every molecule fits
+ * a block). */
 constexpr double PAIR_MIN_UNITS_PER_SM = 3.5, PAIR_MIN_MEAN_ATOMS = 16.0;
 
 /* Rows of sums per atom and warp in shared memory: forward s, v[3];
@@ -309,7 +311,8 @@ __device__ __forceinline__ void edge_terms(const atom_rows &n, const atom_rows &
 /* As the forward; per group of pairs the 8 edge sums of each pair over the
  * warp's channels by one transposing butterfly. */
 template <int H, bool CHAIN>
-__global__ void __launch_bounds__(32 * PAIR_WARPS, 8) pair_message_backward_kernel(pair_backward_args a)
+__global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
+    pair_message_backward_kernel(pair_backward_args a)
 {
     painn_grid_begin();
     constexpr int PF = CHAIN ? PAIR_PREFETCH_CHAIN : PAIR_PREFETCH;
@@ -433,10 +436,9 @@ cudaError_t launch_forward(const painn_cuda *c, int l, cudaStream_t s)
 {
     const size_t nH = (size_t)c->n_atoms * H;
     const size_t smem = pair_smem(c->msg_max_block_atoms, pair_rows(true, HAS_V));
-    painn_launch(c->use_pdl, pair_message_forward_kernel<H, HAS_V>,
-                 dim3(c->msg_n_blocks, H / 32), 32 * PAIR_WARPS, smem, s, (const int *)c->msg_blocks,
-                 (const int *)c->pair_start, (const int *)c->pair_lo, (const int *)c->pair_hi,
-                 (const float4 *)c->pair_u,
+    painn_launch(c->use_pdl, pair_message_forward_kernel<H, HAS_V>, dim3(c->msg_n_blocks, H / 32),
+                 32 * PAIR_WARPS, smem, s, (const int *)c->msg_blocks, (const int *)c->pair_start,
+                 (const int *)c->pair_lo, (const int *)c->pair_hi, (const float4 *)c->pair_u,
                  (const float4 *)(c->filter_table + (size_t)l * c->table_n * 3 * H), c->table_n,
                  c->table_inv_h, (const float *)(c->s_in + l * nH),
                  (const float *)(HAS_V ? c->v_in + l * 3 * nH : nullptr), c->X + l * 2 * nH,
@@ -471,7 +473,8 @@ cudaError_t launch_backward(const painn_cuda *c, int l, cudaStream_t s)
 
 template <int H> cudaError_t launch_h(const painn_cuda *c, int l, bool forward, cudaStream_t s)
 {
-    if (forward) return l > 0 ? launch_forward<H, true>(c, l, s) : launch_forward<H, false>(c, l, s);
+    if (forward)
+        return l > 0 ? launch_forward<H, true>(c, l, s) : launch_forward<H, false>(c, l, s);
     return l > 0 ? launch_backward<H, true>(c, l, s) : launch_backward<H, false>(c, l, s);
 }
 

@@ -636,8 +636,10 @@ static void test_message_path_choice(void)
     xyz_trajectory ad = {0}, ch = {0};
     dm_error err = {{0}};
     CU_ASSERT_FATAL(test_load_model("427k", &m) == 0);
-    CU_ASSERT_FATAL(xyz_read_file(test_shared_path("molecules/alanine_dipeptide.xyz"), &ad, &err) == 0);
-    CU_ASSERT_FATAL(xyz_read_file(test_shared_path("molecules/cholesterol.xyz"), &ch, &err) == 0);
+    const char *ad_path = test_shared_path("molecules/alanine_dipeptide.xyz");
+    CU_ASSERT_FATAL(xyz_read_file(ad_path, &ad, &err) == 0);
+    const char *ch_path = test_shared_path("molecules/cholesterol.xyz");
+    CU_ASSERT_FATAL(xyz_read_file(ch_path, &ch, &err) == 0);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         mol_list l = {0};
         molecule_batch b = {0};
@@ -655,7 +657,8 @@ static void test_message_path_choice(void)
         painn_cuda_get_info(ctx, &info);
         printf("\n  %d alanine dipeptide(s)%s%s%s: messages %s ", cases[i].copies,
                cases[i].with_cholesterol ? " + cholesterol" : "", cases[i].force ? ", forced " : "",
-               cases[i].force ? cases[i].force : "", info.pair_messages ? "pair by pair" : "per atom");
+               cases[i].force ? cases[i].force : "",
+               info.pair_messages ? "pair by pair" : "per atom");
         CU_ASSERT(info.pair_messages == cases[i].expect);
         painn_cuda_destroy(ctx);
         molecule_batch_free(&b);
