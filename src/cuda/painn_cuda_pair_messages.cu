@@ -163,7 +163,7 @@ struct sums32 {
 template <int H, bool HAS_V>
 __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
     pair_message_forward_kernel(const int *__restrict__ blocks, const int *__restrict__ pair_start,
-                                const int *__restrict__ pair_lo, const int *__restrict__ pair_hi,
+                                const int *__restrict__ pair_lo,
                                 const float4 *__restrict__ pair_u, const float4 *__restrict__ table,
                                 int N, float inv_h, const float *__restrict__ s_in,
                                 const float *__restrict__ v_in, /* unused unless HAS_V */
@@ -249,8 +249,7 @@ __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
 /* ---- reverse ---- */
 
 struct pair_backward_args {
-    const int *__restrict__ blocks, *__restrict__ pair_start, *__restrict__ pair_lo,
-        *__restrict__ pair_hi;
+    const int *__restrict__ blocks, *__restrict__ pair_start, *__restrict__ pair_lo;
     const float4 *__restrict__ pair_u, *__restrict__ table;
     int N;
     float inv_h;
@@ -438,7 +437,7 @@ cudaError_t launch_forward(const painn_cuda *c, int l, cudaStream_t s)
     const size_t smem = pair_smem(c->msg_max_block_atoms, pair_rows(true, HAS_V));
     painn_launch(c->use_pdl, pair_message_forward_kernel<H, HAS_V>, dim3(c->msg_n_blocks, H / 32),
                  32 * PAIR_WARPS, smem, s, (const int *)c->msg_blocks, (const int *)c->pair_start,
-                 (const int *)c->pair_lo, (const int *)c->pair_hi, (const float4 *)c->pair_u,
+                 (const int *)c->pair_lo, (const float4 *)c->pair_u,
                  (const float4 *)(c->filter_table + (size_t)l * c->table_n * 3 * H), c->table_n,
                  c->table_inv_h, (const float *)(c->s_in + l * nH),
                  (const float *)(HAS_V ? c->v_in + l * 3 * nH : nullptr), c->X + l * 2 * nH,
@@ -452,7 +451,7 @@ cudaError_t launch_backward(const painn_cuda *c, int l, cudaStream_t s)
     const size_t nH = (size_t)c->n_atoms * H;
     pair_backward_args a = {};
     a.blocks = c->msg_blocks, a.pair_start = c->pair_start, a.pair_lo = c->pair_lo,
-    a.pair_hi = c->pair_hi, a.pair_u = c->pair_u;
+    a.pair_u = c->pair_u;
     a.table = c->filter_table + (size_t)l * c->table_n * 3 * H;
     a.N = c->table_n, a.inv_h = c->table_inv_h;
     a.s_in = c->s_in + l * nH;
