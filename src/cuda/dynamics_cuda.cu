@@ -11,6 +11,7 @@
 #include "hamiltonian_cuda.cuh"
 #include "painn_cuda.h"
 #include "block_reduce.cuh"
+#include "cuda_try.cuh"
 
 extern "C" {
 #include "../core/philox.h"
@@ -24,15 +25,6 @@ extern "C" {
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-
-#define CUDA_TRY(call)                                                                         \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess)                                                                 \
-            return dm_fail(err, "CUDA error in %s (%s:%d): %s", #call, __FILE__, __LINE__,     \
-                           cudaGetErrorString(e_));                                            \
-    } while (0)
 
 typedef enum step_kind { STEP_NONE, STEP_VERLET, STEP_LANGEVIN } step_kind;
 

@@ -1,21 +1,13 @@
 /* hamiltonian_cuda.cu — engine/hamiltonian.h on the GPU (see the .cuh). */
 #include "hamiltonian_cuda.cuh"
 #include "block_reduce.cuh"
+#include "cuda_try.cuh"
 
 #include <cuda_runtime.h>
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-
-#define CUDA_TRY(call)                                                                         \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess)                                                                 \
-            return dm_fail(err, "CUDA error in %s (%s:%d): %s", #call, __FILE__, __LINE__,     \
-                           cudaGetErrorString(e_));                                            \
-    } while (0)
 
 /* The model terms of one model: one batch of n_terms x R molecules, term k's
  * molecule for replica r at index k R + r, its atoms [atom_first[k], ...). */

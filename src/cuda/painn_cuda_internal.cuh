@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <vector>
 
+#include "cuda_try.cuh"
 #include "painn_cuda.h"
 
 #define PAINN_CUDA_MAX_LAYERS 8
@@ -119,16 +120,6 @@ struct painn_cuda {
     float *host_pos, *host_forces;
     painn_cuda_counts *host_counts;
 };
-
-/* In a function that returns int and has a dm_error *err: a failed CUDA
- * call returns -1 with a message naming the call and the place. */
-#define CUDA_TRY(call)                                                                             \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess)                                                                     \
-            return dm_fail(err, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,                 \
-                           cudaGetErrorString(e_));                                                \
-    } while (0)
 
 /* count row-major [rows][cols] float64 matrices, one after another, in
  * precision T, each transposed to [cols][rows] when asked (host side). */
