@@ -66,6 +66,26 @@ __global__ void scatter_term(int n, int nb, int a0, int a1, const int *source, c
     }
 }
 
+/* A restraint's force component fc on coordinate i, weighted into both
+ * halves of the λ split: f0 += c0 fc, f1 += c1 fc. */
+__device__ void add_weighted_force(float *f0, float *f1, int i, double c0, double c1, double fc)
+{
+    f0[i] += (float)(c0 * fc);
+    f1[i] += (float)(c1 * fc);
+}
+
+/* The energy of replica r (one block per replica, e per thread), weighted:
+ * u0[r] += c0 U, du[r] += c1 U. */
+__device__ void add_weighted_energy(double e, double *shared, int r, double c0, double c1,
+                                    double *u0, double *du)
+{
+    double total = block_sum(e, shared);
+    if (threadIdx.x == 0) {
+        u0[r] += c0 * total;
+        du[r] += c1 * total;
+    }
+}
+
 /* One block per replica: U = Σ k/2 |x - x0|^2, F = -k (x - x0), weighted. */
 __global__ void harmonic_term(int n, const int *offset, const float *x, const float *x0, double k,
                               double c0, double c1, float *f0, float *f1, double *u0, double *du)
@@ -75,16 +95,11 @@ __global__ void harmonic_term(int n, const int *offset, const float *x, const fl
     double e = 0;
     for (int a = offset[r] + threadIdx.x; a < offset[r + 1]; a += blockDim.x)
         for (int c = 0; c < 3; c++) {
-            double dx = (double)x[c * n + a] - (double)x0[c * n + a], fc = -k * dx;
+            double dx = (double)x[c * n + a] - (double)x0[c * n + a];
             e += 0.5 * k * dx * dx;
-            f0[c * n + a] += (float)(c0 * fc);
-            f1[c * n + a] += (float)(c1 * fc);
+            add_weighted_force(f0, f1, c * n + a, c0, c1, -k * dx);
         }
-    double total = block_sum(e, shared);
-    if (threadIdx.x == 0) {
-        u0[r] += c0 * total;
-        du[r] += c1 * total;
-    }
+    add_weighted_energy(e, shared, r, c0, c1, u0, du);
 }
 
 /* One block per replica: the spherical wall of radius R0 about centre c_r:
@@ -105,17 +120,10 @@ __global__ void flat_bottom_term(int n, const int *offset, const float *x, const
         double d = sqrt(d2);
         if (d <= R0) continue;
         e += 0.5 * k * (d - R0) * (d - R0);
-        for (int c = 0; c < 3; c++) {
-            double fc = -k * (d - R0) * dx[c] / d;
-            f0[c * n + a] += (float)(c0 * fc);
-            f1[c * n + a] += (float)(c1 * fc);
-        }
+        for (int c = 0; c < 3; c++)
+            add_weighted_force(f0, f1, c * n + a, c0, c1, -k * (d - R0) * dx[c] / d);
     }
-    double total = block_sum(e, shared);
-    if (threadIdx.x == 0) {
-        u0[r] += c0 * total;
-        du[r] += c1 * total;
-    }
+    add_weighted_energy(e, shared, r, c0, c1, u0, du);
 }
 
 /* F_λ = F_0 + λ_r F_1 per atom; U_λ = U_0 + λ_r ΔU per replica */
