@@ -280,6 +280,26 @@ __device__ __forceinline__ float painn_hermite_dphi(const painn_hermite &w, floa
     return w.dD * v.y + (w.d0 * v.z + w.d1 * v.w);
 }
 
+/* The update backward of layer l-1 through its vector gate, for one channel
+ * of one atom, from the gradients gs, gv entering layer l and layer l-1's
+ * v_mid (vm), g1, g2 and mixing matrix M:
+ *   Gout = [gs, sum_x gv vm, sum_x gv (M vm)],  gvp = gv g1 + (M^T gv) g2 */
+__device__ __forceinline__ void painn_gate_backward(float gs, const float gv[3], const float vm[3],
+                                                    float g1, float g2, const painn_mixing &M,
+                                                    float go[3], float gp[3])
+{
+    float mv[3];
+    for (int x = 0; x < 3; x++)
+        mv[x] = M.m[3 * x] * vm[0] + M.m[3 * x + 1] * vm[1] + M.m[3 * x + 2] * vm[2];
+    go[0] = gs;
+    go[1] = gv[0] * vm[0] + gv[1] * vm[1] + gv[2] * vm[2];
+    go[2] = gv[0] * mv[0] + gv[1] * mv[1] + gv[2] * mv[2];
+    for (int x = 0; x < 3; x++) {
+        const float mt = M.m[x] * gv[0] + M.m[3 + x] * gv[1] + M.m[6 + x] * gv[2];
+        gp[x] = gv[x] * g1 + mt * g2;
+    }
+}
+
 /* Reduces v[0..CNT) of every lane over the lanes of its slot, offsets O, O/2,
  * .., 1: while a lane holds more than one value, the lane with bit O set keeps
  * the upper half and sends the lower one, its partner the reverse; once one

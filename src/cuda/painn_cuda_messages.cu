@@ -424,20 +424,14 @@ __global__ void __launch_bounds__(32 * MSG_MAX_WARPS, H <= 128 ? MSG_BWD_MIN_BLO
         float4 gsv = gsk[v];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            float gv[3], vmc[3], mv[3];
+            float gv[3], vmc[3], goc[3], gpc[3];
             for (int x = 0; x < 3; x++) {
                 gv[x] = f4(gvk[x][v], i) + f4(gv_acc[x][v], i);
                 vmc[x] = f4(vm[x], i);
             }
-            for (int x = 0; x < 3; x++)
-                mv[x] = M.m[3 * x] * vmc[0] + M.m[3 * x + 1] * vmc[1] + M.m[3 * x + 2] * vmc[2];
-            f4(go[0], i) = f4(gsv, i) + f4(gs_acc[v], i);
-            f4(go[1], i) = gv[0] * vmc[0] + gv[1] * vmc[1] + gv[2] * vmc[2];
-            f4(go[2], i) = gv[0] * mv[0] + gv[1] * mv[1] + gv[2] * mv[2];
-            for (int x = 0; x < 3; x++) {
-                const float mt = M.m[x] * gv[0] + M.m[3 + x] * gv[1] + M.m[6 + x] * gv[2];
-                f4(gp[x], i) = gv[x] * f4(g1v, i) + mt * f4(g2v, i);
-            }
+            painn_gate_backward(f4(gsv, i) + f4(gs_acc[v], i), gv, vmc, f4(g1v, i), f4(g2v, i), M,
+                                goc, gpc);
+            for (int x = 0; x < 3; x++) f4(go[x], i) = goc[x], f4(gp[x], i) = gpc[x];
         }
         for (int x = 0; x < 3; x++) {
             Gout[(size_t)k * 3 * R + x * R + q] = go[x];
@@ -485,42 +479,36 @@ cudaError_t launch_backward(const painn_cuda *c, int l, cudaStream_t s)
         (float4 *)c->gvp);
 }
 
-template <int H> cudaError_t launch_forward_h(const painn_cuda *c, int l, cudaStream_t s)
+template <int H> cudaError_t launch_h(const painn_cuda *c, int l, bool forward, cudaStream_t s)
 {
-    return l > 0 ? launch_forward<H, true>(c, l, s) : launch_forward<H, false>(c, l, s);
+    if (forward)
+        return l > 0 ? launch_forward<H, true>(c, l, s) : launch_forward<H, false>(c, l, s);
+    return l > 0 ? launch_backward<H, true>(c, l, s) : launch_backward<H, false>(c, l, s);
 }
 
-template <int H> cudaError_t launch_backward_h(const painn_cuda *c, int l, cudaStream_t s)
+/* Either direction, on the path the context chose. */
+cudaError_t launch_messages(const painn_cuda *c, int l, bool forward, cudaStream_t s)
 {
-    return l > 0 ? launch_backward<H, true>(c, l, s) : launch_backward<H, false>(c, l, s);
+    if (c->pair_messages) return painn_launch_pair_messages(c, l, forward, s);
+    cudaError_t e;
+    switch (c->H) {
+    case 32: e = launch_h<32>(c, l, forward, s); break;
+    case 64: e = launch_h<64>(c, l, forward, s); break;
+    case 128: e = launch_h<128>(c, l, forward, s); break;
+    case 256: e = launch_h<256>(c, l, forward, s); break;
+    default: return cudaErrorInvalidValue; /* checked at creation */
+    }
+    return e != cudaSuccess ? e : cudaGetLastError();
 }
 
 } // namespace
 
 cudaError_t painn_launch_message_forward(const painn_cuda *c, int l, cudaStream_t s)
 {
-    if (c->pair_messages) return painn_launch_pair_messages(c, l, true, s);
-    cudaError_t e;
-    switch (c->H) {
-    case 32: e = launch_forward_h<32>(c, l, s); break;
-    case 64: e = launch_forward_h<64>(c, l, s); break;
-    case 128: e = launch_forward_h<128>(c, l, s); break;
-    case 256: e = launch_forward_h<256>(c, l, s); break;
-    default: return cudaErrorInvalidValue; /* checked at creation */
-    }
-    return e != cudaSuccess ? e : cudaGetLastError();
+    return launch_messages(c, l, true, s);
 }
 
 cudaError_t painn_launch_message_backward(const painn_cuda *c, int l, cudaStream_t s)
 {
-    if (c->pair_messages) return painn_launch_pair_messages(c, l, false, s);
-    cudaError_t e;
-    switch (c->H) {
-    case 32: e = launch_backward_h<32>(c, l, s); break;
-    case 64: e = launch_backward_h<64>(c, l, s); break;
-    case 128: e = launch_backward_h<128>(c, l, s); break;
-    case 256: e = launch_backward_h<256>(c, l, s); break;
-    default: return cudaErrorInvalidValue; /* checked at creation */
-    }
-    return e != cudaSuccess ? e : cudaGetLastError();
+    return launch_messages(c, l, false, s);
 }

@@ -399,25 +399,19 @@ __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
     if (!CHAIN) return;
     __syncthreads();
     /* gradients entering layer l = leaving layer l-1; its update backward */
-    const float *M = a.M.m;
     for (int i = wid; i < n; i += PAIR_WARPS) {
         const size_t k = (size_t)first + i;
         const atom_rows rk = load_rows<H, CHAIN>(B, i);
-        float gv[3], vm[3], mv[3], go[3];
+        float gv[3], vm[3], go[3], gp[3];
         for (int x = 0; x < 3; x++) {
             gv[x] = rk.gv[x] + A.total(1 + x, i);
             vm[x] = a.v_mid_prev[(k * 3 + x) * H + c];
         }
         const float g1v = a.upd_prev[k * 3 * H + H + c], g2v = a.upd_prev[k * 3 * H + 2 * H + c];
-        for (int x = 0; x < 3; x++)
-            mv[x] = M[3 * x] * vm[0] + M[3 * x + 1] * vm[1] + M[3 * x + 2] * vm[2];
-        go[0] = rk.gs + A.total(0, i);
-        go[1] = gv[0] * vm[0] + gv[1] * vm[1] + gv[2] * vm[2];
-        go[2] = gv[0] * mv[0] + gv[1] * mv[1] + gv[2] * mv[2];
+        painn_gate_backward(rk.gs + A.total(0, i), gv, vm, g1v, g2v, a.M, go, gp);
         for (int x = 0; x < 3; x++) {
-            const float mt = M[x] * gv[0] + M[3 + x] * gv[1] + M[6 + x] * gv[2];
             a.Gout[k * 3 * H + x * H + c] = go[x];
-            a.gvp[(k * 3 + x) * H + c] = gv[x] * g1v + mt * g2v;
+            a.gvp[(k * 3 + x) * H + c] = gp[x];
         }
     }
 }
