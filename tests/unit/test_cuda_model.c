@@ -463,6 +463,33 @@ static void test_determinism(void)
     painn_model_free(&m);
 }
 
+/* The first `count` molecules of batch b, each in a context of its own,
+ * against the batch's energies E and forces F: asserts agreement within the
+ * batch bounds; the worst |dE| and |dF| in *worst_e, *worst_f. */
+static void compare_one_by_one(const painn_model *m, const molecule_batch *b, int count,
+                               const double *E, const double *F, double *worst_e, double *worst_f)
+{
+    *worst_e = *worst_f = 0;
+    for (int i = 0; i < b->n_molecules && i < count; i++) {
+        int n = b->offset[i + 1] - b->offset[i];
+        molecule_batch one = {0};
+        CU_ASSERT_FATAL(molecule_batch_alloc(&one, 1, &n, NULL) == 0);
+        memcpy(one.species, b->species + b->offset[i], sizeof(int) * n);
+        memcpy(one.positions, b->positions + 3 * b->offset[i], sizeof(double) * 3 * n);
+        double Ei, *Fi = calloc(3 * n, sizeof *Fi);
+        CU_ASSERT_FATAL(cuda_compute(m, &one, one.positions, &Ei, Fi) == 0);
+        double de = fabs(Ei - E[i]);
+        double df = 0;
+        for (int k = 0; k < 3 * n; k++) df = fmax(df, fabs(Fi[k] - F[3 * b->offset[i] + k]));
+        CU_ASSERT(de <= TOL_BATCH_ENERGY_REL * fabs(E[i]));
+        CU_ASSERT(df <= TOL_BATCH_FORCE);
+        *worst_e = fmax(*worst_e, de);
+        *worst_f = fmax(*worst_f, df);
+        free(Fi);
+        molecule_batch_free(&one);
+    }
+}
+
 /* Every molecule of a batch (with replicas) against a context of its own. */
 static void batch_vs_single_for(const char *size, unsigned long long seed)
 {
@@ -473,25 +500,8 @@ static void batch_vs_single_for(const char *size, unsigned long long seed)
     CU_ASSERT_FATAL(random_batch(&rng, 12, 0, &b) == 0);
     double *E = calloc(b.n_molecules, sizeof *E), *F = calloc(3 * b.n_atoms, sizeof *F);
     CU_ASSERT_FATAL(cuda_compute(&m, &b, b.positions, E, F) == 0);
-    double worst_e = 0, worst_f = 0;
-    for (int i = 0; i < b.n_molecules; i++) {
-        int n = b.offset[i + 1] - b.offset[i];
-        molecule_batch one = {0};
-        CU_ASSERT_FATAL(molecule_batch_alloc(&one, 1, &n, NULL) == 0);
-        memcpy(one.species, b.species + b.offset[i], sizeof(int) * n);
-        memcpy(one.positions, b.positions + 3 * b.offset[i], sizeof(double) * 3 * n);
-        double Ei, *Fi = calloc(3 * n, sizeof *Fi);
-        CU_ASSERT_FATAL(cuda_compute(&m, &one, one.positions, &Ei, Fi) == 0);
-        double de = fabs(Ei - E[i]);
-        double df = 0;
-        for (int k = 0; k < 3 * n; k++) df = fmax(df, fabs(Fi[k] - F[3 * b.offset[i] + k]));
-        CU_ASSERT(de <= TOL_BATCH_ENERGY_REL * fabs(E[i]));
-        CU_ASSERT(df <= TOL_BATCH_FORCE);
-        worst_e = fmax(worst_e, de);
-        worst_f = fmax(worst_f, df);
-        free(Fi);
-        molecule_batch_free(&one);
-    }
+    double worst_e, worst_f;
+    compare_one_by_one(&m, &b, b.n_molecules, E, F, &worst_e, &worst_f);
     printf("\n  %s, %d molecules: batch vs one by one: max |dE| = %.3g eV, max |dF| = %.3g eV/A ",
            size, b.n_molecules, worst_e, worst_f);
     free(E), free(F);
@@ -578,25 +588,8 @@ static void pair_path_for(const char *size, unsigned long long seed)
     compare("pair path", &b, r1.E, r1.F, Er, Fr, &a);
     CU_ASSERT(a.failures == 0);
 
-    double worst_e = 0, worst_f = 0;
-    for (int i = 0; i < M && i < 24; i++) {
-        int n = b.offset[i + 1] - b.offset[i];
-        molecule_batch one = {0};
-        CU_ASSERT_FATAL(molecule_batch_alloc(&one, 1, &n, NULL) == 0);
-        memcpy(one.species, b.species + b.offset[i], sizeof(int) * n);
-        memcpy(one.positions, b.positions + 3 * b.offset[i], sizeof(double) * 3 * n);
-        double Ei, *Fi = calloc(3 * n, sizeof *Fi);
-        CU_ASSERT_FATAL(cuda_compute(&m, &one, one.positions, &Ei, Fi) == 0);
-        const double de = fabs(Ei - r1.E[i]);
-        double df = 0;
-        for (int k = 0; k < 3 * n; k++) df = fmax(df, fabs(Fi[k] - r1.F[3 * b.offset[i] + k]));
-        CU_ASSERT(de <= TOL_BATCH_ENERGY_REL * fabs(r1.E[i]));
-        CU_ASSERT(df <= TOL_BATCH_FORCE);
-        worst_e = fmax(worst_e, de);
-        worst_f = fmax(worst_f, df);
-        free(Fi);
-        molecule_batch_free(&one);
-    }
+    double worst_e, worst_f;
+    compare_one_by_one(&m, &b, 24, r1.E, r1.F, &worst_e, &worst_f);
     printf("\n  %s, %d molecules (%d atoms): E rel %.2e, F max %.2e, F RMS %.2e; repeat %s; "
            "vs one by one: max |dE| = %.3g eV, max |dF| = %.3g eV/A ",
            size, M, b.n_atoms, a.energy_rel, a.force_max, a.force_rms,
@@ -634,12 +627,9 @@ static void test_message_path_choice(void)
                  {1, 0, "pair", 1},   {256, 1, "pair", 0}};
     painn_model m = {0};
     xyz_trajectory ad = {0}, ch = {0};
-    dm_error err = {{0}};
     CU_ASSERT_FATAL(test_load_model("427k", &m) == 0);
-    const char *ad_path = test_shared_path("molecules/alanine_dipeptide.xyz");
-    CU_ASSERT_FATAL(xyz_read_file(ad_path, &ad, &err) == 0);
-    const char *ch_path = test_shared_path("molecules/cholesterol.xyz");
-    CU_ASSERT_FATAL(xyz_read_file(ch_path, &ch, &err) == 0);
+    CU_ASSERT_FATAL(test_read_molecule("alanine_dipeptide", &ad) == 0);
+    CU_ASSERT_FATAL(test_read_molecule("cholesterol", &ch) == 0);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         mol_list l = {0};
         molecule_batch b = {0};

@@ -215,7 +215,7 @@ static void test_fire_minimises_model_energy(void)
     dm_error err = {{0}};
     CU_ASSERT_FATAL(test_load_model("77k", &model) == 0);
     xyz_trajectory t = {0};
-    CU_ASSERT_FATAL(xyz_read_file(test_shared_path("molecules/ethanol.xyz"), &t, &err) == 0);
+    CU_ASSERT_FATAL(test_read_molecule("ethanol", &t) == 0);
     int sizes[2] = {t.frames[0].n_atoms, t.frames[0].n_atoms};
     molecule_batch b = {0};
     CU_ASSERT_FATAL(molecule_batch_alloc(&b, 2, sizes, NULL) == 0);

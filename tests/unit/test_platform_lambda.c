@@ -55,10 +55,7 @@ static tolerances TOL;
 
 static void read_frame(const char *molecule, xyz_trajectory *t)
 {
-    char rel[128];
-    snprintf(rel, sizeof rel, "molecules/%s.xyz", molecule);
-    dm_error err = {{0}};
-    if (xyz_read_file(test_shared_path(rel), t, &err)) fprintf(stderr, "%s\n", err.msg);
+    test_read_molecule(molecule, t);
     CU_ASSERT_FATAL(t->n_frames >= 1);
 }
 

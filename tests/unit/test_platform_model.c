@@ -71,24 +71,12 @@ static int compute(const painn_model *m, const molecule_batch *b, const double *
     return compute_on(PLATFORM, m, b, x, E, F);
 }
 
-static int read_molecule(const char *name, xyz_trajectory *t)
-{
-    char rel[128];
-    snprintf(rel, sizeof rel, "molecules/%s.xyz", name);
-    dm_error err = {{0}};
-    if (xyz_read_file(test_shared_path(rel), t, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
 /* A molecule from shared/molecules, perturbed by sigma Å of Gaussian noise. */
 static int perturbed_molecule(const char *name, double sigma, unsigned long long seed,
                               molecule_batch *b)
 {
     xyz_trajectory t = {0};
-    if (read_molecule(name, &t)) return -1;
+    if (test_read_molecule(name, &t)) return -1;
     int rc = batch_from(t.frames, 1, b);
     xyz_trajectory_free(&t);
     test_rng rng = {seed};

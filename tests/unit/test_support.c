@@ -2,6 +2,7 @@
 
 #include "core/platform.h"
 #include "engine/dynamics.h"
+#include "io/xyz.h"
 #include "model/painn_model.h"
 
 #include <math.h>
@@ -35,6 +36,18 @@ int test_load_model(const char *size, painn_model *m)
     snprintf(rel, sizeof rel, "models/student_%s.onnx", size);
     dm_error err = {{0}};
     if (painn_model_load(test_shared_path(rel), m, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int test_read_molecule(const char *name, xyz_trajectory *t)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "molecules/%s.xyz", name);
+    dm_error err = {{0}};
+    if (xyz_read_file(test_shared_path(rel), t, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return -1;
     }

@@ -20,6 +20,10 @@ void test_require_shared(void);
  * prints the loader's message and returns -1. */
 struct painn_model;
 int test_load_model(const char *size, struct painn_model *m);
+/* Reads shared/molecules/<name>.xyz; on failure prints the reader's message
+ * and returns -1. */
+struct xyz_trajectory;
+int test_read_molecule(const char *name, struct xyz_trajectory *t);
 /* Exits with TEST_SKIP_CODE and "skipped: <why>". */
 void test_skip(const char *why);
 /* Runs all registered suites in basic mode; returns the exit code (0 when
