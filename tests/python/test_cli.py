@@ -15,28 +15,16 @@ except ImportError as e:  # numpy
     print(f"skipped: {e}")
     sys.exit(77)
 
-passed = failed = 0
+from checks import Tally, locations, skip  # noqa: E402
+
+tally = Tally()
 
 
 def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+    tally.check(what, ok)
 
 
-def skip(why):
-    print("skipped:", why)
-    sys.exit(77)
-
-
-binary = os.environ.get("DISTILMD_BINARY")
-if not binary or not os.access(binary, os.X_OK):
-    skip("DISTILMD_BINARY is not set to the distilmd executable")
-src = os.environ.get("DISTILMD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-shared = os.environ.get("DISTILMD_SHARED", os.path.join(src, "..", "shared"))
+binary, src, shared = locations()
 if not os.path.isdir(os.path.join(shared, "models")):
     skip(f"shared data not found at {shared} (set DISTILMD_SHARED)")
 
@@ -94,5 +82,5 @@ with tempfile.TemporaryDirectory() as tmp:
         for w in words:
             check(w in p.stderr, f"{args}: '{w}' not in: {p.stderr.strip()}")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+print(f"{tally.results['passed']} passed, {tally.results['failed']} failed")
+sys.exit(1 if tally.results["failed"] else 0)

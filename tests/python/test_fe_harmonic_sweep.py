@@ -16,26 +16,19 @@ import subprocess
 import sys
 import tempfile
 
-passed = failed = 0
+from checks import Tally, locations, skip
+
+tally = Tally()
 
 
 def check(ok, what):
-    global passed, failed
-    passed += bool(ok)
-    failed += not ok
-    print(("ok   " if ok else "FAIL ") + what)
+    """Prints every passed check with its numbers; the tally prints failures."""
+    if ok:
+        print("ok   " + what)
+    tally.check(what, ok)
 
 
-def skip(why):
-    print("skipped:", why)
-    sys.exit(77)
-
-
-binary = os.environ.get("DISTILMD_BINARY")
-if not binary or not os.access(binary, os.X_OK):
-    skip("DISTILMD_BINARY is not set to the distilmd executable")
-src = os.environ.get("DISTILMD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-shared = os.path.abspath(os.environ.get("DISTILMD_SHARED", os.path.join(src, "..", "shared")))
+binary, src, shared = locations()
 if not os.path.isdir(os.path.join(shared, "molecules")):
     skip(f"shared data not found at {shared} (set DISTILMD_SHARED)")
 
@@ -82,5 +75,5 @@ with tempfile.TemporaryDirectory() as tmp:
         ratio = short[method]["sigma_kt"] / long[method]["sigma_kt"]
         check(1.5 < ratio < 2.7, f"{method.upper()}: σ(50 ps)/σ(200 ps) = {ratio:.2f} (1/sqrt(4) law: 2)")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+print(f"{tally.results['passed']} passed, {tally.results['failed']} failed")
+sys.exit(1 if tally.results["failed"] else 0)
