@@ -20,7 +20,7 @@ struct epi_silu_grad {
     float *Gh3;
     const float *h3;
     int H;
-    __device__ void operator()(int, int row, int col, float4 acc) const
+    __device__ void operator()(int row, int col, float4 acc) const
     {
         const size_t t = (size_t)row * H + col;
         store4(Gh3 + t, mul4(acc, map4(load4(h3 + t), painn_silu_grad)));
@@ -33,7 +33,7 @@ struct epi_grad_mid {
     float *gs_mid, *gv_mid;
     const float *Gout, *gvp, *X, *v_mid;
     int H;
-    __device__ void operator()(int, int row, int col, float4 acc) const
+    __device__ void operator()(int row, int col, float4 acc) const
     {
         if (col < H) {
             const float4 gs_out = load4(Gout + (size_t)row * 3 * H + col);
@@ -122,27 +122,27 @@ cudaError_t painn_launch_update_backward(const painn_cuda *c, int l, cudaStream_
 {
     const int H = c->H, n = c->n_atoms;
     const size_t nH = (size_t)n * H;
-    const gemm_shape g3 = gemm_choose(n, H, 1, H, c->sm_count);
-    const gemm_shape g4 = gemm_choose(n, 2 * H, 1, H, c->sm_count);
+    const gemm_shape g3 = gemm_choose(n, H, c->sm_count);
+    const gemm_shape g4 = gemm_choose(n, 2 * H, c->sm_count);
     /* Gh3 = (Gout W4) * silu'(h3): B = W4^T [H][3H]; in the last layer only
      * dE/da is nonzero (Gout = [dE/ds, 0, 0]), so the sum runs over a's H */
     const int K3 = l + 1 == c->L ? H : 3 * H;
-    gemm_operands op3 = {c->Gout, 0,       3 * H, c->w.W4T + (size_t)l * 3 * H * H, 0, 1,
-                         K3,      nullptr, n,     3 * H};
+    const size_t w4 = (size_t)l * 3 * H * H, w3 = (size_t)l * 2 * H * H;
+    gemm_operands op3 = {c->Gout, 3 * H, c->w.W4T_f64 + w4, c->w.W4T + w4, 3 * H, K3, nullptr, n};
     epi_silu_grad e3 = {c->Gh3, c->h3 + l * nH, H};
-    cudaError_t err = gemm_launch(op3, H, H, 1, n, g3, e3, c->use_pdl, s);
+    cudaError_t err = gemm_launch(op3, H, n, g3, e3, c->use_pdl, s);
     if (err != cudaSuccess) return err;
     /* GX = Gh3 W3: B = W3^T [2H][H] */
-    gemm_operands op4 = {c->Gh3, 0, H, c->w.W3T + (size_t)l * 2 * H * H, 0, 1, H, nullptr, n, H};
+    gemm_operands op4 = {c->Gh3, H, c->w.W3T_f64 + w3, c->w.W3T + w3, H, H, nullptr, n};
     epi_grad_mid e4 = {
         c->gs_mid, c->gv_mid, c->Gout, c->gvp, c->X + l * 2 * nH, c->v_mid + l * 3 * nH, H};
-    return gemm_launch(op4, H, 2 * H, 1, n, g4, e4, c->use_pdl, s);
+    return gemm_launch(op4, 2 * H, n, g4, e4, c->use_pdl, s);
 }
 
-cudaError_t painn_configure_backward_kernels(const painn_cuda *c)
+cudaError_t painn_configure_backward_kernels(int H)
 {
-    cudaError_t e = gemm_configure<epi_silu_grad>(c->H);
-    return e != cudaSuccess ? e : gemm_configure<epi_grad_mid>(c->H);
+    cudaError_t e = gemm_configure<epi_silu_grad>(H);
+    return e != cudaSuccess ? e : gemm_configure<epi_grad_mid>(H);
 }
 
 cudaError_t painn_launch_forces(const painn_cuda *c, cudaStream_t s)

@@ -1,25 +1,29 @@
-/* painn_cuda_gemm.cuh — C = epilogue(A B^T) for the model's dense layers.
+/* painn_cuda_gemm.cuh — C = epilogue(A B^T) for the model's dense layers, on
+ * the float64 tensor cores.
  *
- * A is [M][K] row-major (M rows of activations: pairs or atoms), B is [N][K]
- * row-major (a PyTorch Linear weight [out][in]), so C[m][n] = sum_k A[m][k]
- * B[n][k]. Plain float32 FFMA, register tiles of TM x TN per thread, BK-deep
- * slices of A and B staged through shared memory (double-buffered).
+ * A is [M][K] float32 row-major (M rows of per-atom activations), B is [N][K]
+ * row-major (a PyTorch Linear weight [out][in], or its transpose) held in
+ * float64 with float32 values, so C[m][n] = sum_k A[m][k] B[n][k]:
+ *   acc = 0;  acc = A[m][k0:k0+16] . B[n][k0:k0+16] + acc  for k0 = 0, 16, ..., K-16
+ * with one mma.m16n8k16.f64 per step, then C = (float)acc, once. Each
+ * product of two float32 numbers is exact in float64 and the sum is carried
+ * in float64, so C is the exact dot product to within its float32 rounding
+ * (a float32 FFMA chain over K terms is not).
  *
- * Determinism: each C element is accumulated by one thread with
- * acc = fma(A[m][k], B[n][k], acc) for k = 0, 1, ..., K-1 in order, whatever
- * the tile shape, so a row's result never depends on which tile, batch or
- * launch configuration computed it.
+ * Determinism: every C element is that same chain of steps whatever the
+ * tensor-core tile shape, batch or launch configuration (a tensor-core result
+ * depends only on its row of A, column of B and accumulator), so a row's
+ * result never depends on which of those tiles computed it; the tiny shape
+ * (few rows) sums in float32 and agrees to float32 rounding.
  *
- * Batched over blockIdx.z: A_z = A + z a_stride_z, B_z = B + (z / b_every)
- * b_stride_z. Valid rows: *m_device when set (a count that lives on the GPU),
- * else m_host; the grid is sized for the capacity and tiles past the valid
- * rows return. The epilogue functor receives (z, row, col, acc) for every
- * valid element.
- *
- * Three tile shapes, chosen per launch from the row capacity: "big" (128 x
- * 128, 8 x 8 per thread) for throughput, "small" (32 x 64) for mid-sized
- * batches, "tiny" (16 x 16, all of K staged at once) for latency when only
- * a few rows exist. */
+ * Tiles: BM x BN per block, BK-deep slices of A (float32) and B (float64)
+ * copied asynchronously into shared memory, STAGES of them in flight; each
+ * warp owns 16 MT rows x 8 NT columns. A fragments are widened to float64
+ * as they are read from shared memory (each A element by one warp only).
+ * Three shapes, chosen per launch from the row capacity: "big" (128 x 32,
+ * 8 warps) for throughput, "small" (64 x 32, 4 warps) for batches of a few
+ * thousand atoms, and for latency when only a few rows exist "tiny", a
+ * float32 FFMA kernel (below). */
 #ifndef DISTILMD_PAINN_CUDA_GEMM_CUH
 #define DISTILMD_PAINN_CUDA_GEMM_CUH
 
@@ -56,169 +60,176 @@ __device__ __forceinline__ float4 mul4(float4 a, float4 b)
     return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w);
 }
 
+/* A: [rows][lda] float32 (lda and A 16-byte aligned); B: [N][ldb], the same
+ * float32 values in float64 (tensor-core shapes) and float32 (tiny shape),
+ * K columns used (K a multiple of 32). Valid rows: *m_device when set (a
+ * count that lives on the GPU), else m_host; the grid is sized for the
+ * capacity and tiles past the valid rows return. */
 struct gemm_operands {
     const float *A;
-    size_t a_stride_z;
     int lda;
-    const float *B; /* row stride ldb (>= K) */
-    size_t b_stride_z;
-    int b_every;
+    const double *B;
+    const float *B32;
+    int ldb;
     int K;
     const int *m_device;
     int m_host;
-    int ldb;
 };
 
-/* Thread (tx, ty) owns columns g*4*TX + tx*4 + j (g < TN/4, j < 4) and rows
- * g*4*TY + ty*4 + i (TM a multiple of 4) or ty*TM + i (TM < 4): 16-byte
- * shared-memory reads of B, and of A when TM >= 4. */
-template <int BM, int BN, int BK, int TM, int TN>
-struct gemm_tile {
-    static_assert(TN % 4 == 0 && BK % 4 == 0 && (TM % 4 == 0 || TM < 4), "tile shape");
-    static constexpr int TX = BN / TN, TY = BM / TM, THREADS = TX * TY;
-    static constexpr int PAD = 4;
-    static constexpr int A_VEC = BM * BK / 4, B_VEC = BN * BK / 4;
-    static constexpr int A_PER = (A_VEC + THREADS - 1) / THREADS;
-    static constexpr int B_PER = (B_VEC + THREADS - 1) / THREADS;
-    static constexpr int MIN_BLOCKS = THREADS >= 256 ? 2 : 1;
-    __device__ static int row(int i, int ty)
-    {
-        return TM >= 4 ? (i / 4) * 4 * TY + ty * 4 + (i % 4) : ty * TM + i;
-    }
-    __device__ static int col(int j, int tx) { return (j / 4) * 4 * TX + tx * 4 + (j % 4); }
-};
-
-/* acc += a b^T for one k: a_row = &As[k][0], b_row = &Bs[k][0]. */
-template <class T, int TM, int TN>
-__device__ __forceinline__ void tile_fma(float (&acc)[TM][TN], const float *a_row,
-                                         const float *b_row, int tx, int ty)
+/* d = a b + d on a 16 x 8 x 16 float64 tile. Fragments of lane (g, t) =
+ * (lane / 4, lane % 4): a[i] = A[g + 8 (i % 2)][t + 4 (i / 2)],
+ * b[i] = B[t + 4 i][g], d = {D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1]}. */
+__device__ __forceinline__ void mma_16x8x16_f64(double (&d)[4], const double (&a)[8],
+                                                const double (&b)[4])
 {
-    float a[TM], b[TN];
-    if constexpr (TM >= 4) {
-#pragma unroll
-        for (int g = 0; g < TM / 4; g++) {
-            float4 v = *reinterpret_cast<const float4 *>(a_row + g * 4 * T::TY + ty * 4);
-            a[4 * g] = v.x, a[4 * g + 1] = v.y, a[4 * g + 2] = v.z, a[4 * g + 3] = v.w;
-        }
-    } else {
-#pragma unroll
-        for (int i = 0; i < TM; i++) a[i] = a_row[ty * TM + i];
-    }
-#pragma unroll
-    for (int g = 0; g < TN / 4; g++) {
-        float4 v = *reinterpret_cast<const float4 *>(b_row + g * 4 * T::TX + tx * 4);
-        b[4 * g] = v.x, b[4 * g + 1] = v.y, b[4 * g + 2] = v.z, b[4 * g + 3] = v.w;
-    }
-#pragma unroll
-    for (int i = 0; i < TM; i++)
-#pragma unroll
-        for (int j = 0; j < TN; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm("mma.sync.aligned.m16n8k16.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7,%8,%9,%10,%11}, {%12,%13,%14,%15}, {%0,%1,%2,%3};\n"
+                 : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
+                 : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(a[4]), "d"(a[5]), "d"(a[6]),
+                   "d"(a[7]), "d"(b[0]), "d"(b[1]), "d"(b[2]), "d"(b[3]));
+#else
+    __trap(); /* the CUDA platform is built for sm_90 */
+#endif
 }
 
-/* A BK-deep slice of `rows` rows of a row-major [.][ld] matrix, through
- * registers into shared memory transposed: S[k][row] (row stride SLD).
- * Rows at or past `valid` read as zero. */
-template <int ROWS, int BK, int THREADS>
-struct slice_stream {
-    static constexpr int VEC = ROWS * BK / 4, PER = (VEC + THREADS - 1) / THREADS;
-    float4 reg[PER];
-    __device__ __forceinline__ void load(const float *M, int ld, int k0, int valid, int tid)
-    {
-#pragma unroll
-        for (int r = 0; r < PER; r++) {
-            int idx = tid + r * THREADS;
-            if (idx < VEC) {
-                int row = idx / (BK / 4), kq = idx % (BK / 4);
-                reg[r] = row < valid
-                             ? *reinterpret_cast<const float4 *>(M + (size_t)row * ld + k0 + 4 * kq)
-                             : make_float4(0.f, 0.f, 0.f, 0.f);
-            }
-        }
-    }
-    template <int SLD>
-    __device__ __forceinline__ void store(float *S, int tid) const
-    {
-#pragma unroll
-        for (int r = 0; r < PER; r++) {
-            int idx = tid + r * THREADS;
-            if (idx < VEC) {
-                int row = idx / (BK / 4), k = 4 * (idx % (BK / 4));
-                S[(k + 0) * SLD + row] = reg[r].x;
-                S[(k + 1) * SLD + row] = reg[r].y;
-                S[(k + 2) * SLD + row] = reg[r].z;
-                S[(k + 3) * SLD + row] = reg[r].w;
-            }
-        }
-    }
+template <int BM_, int BN_, int WARPS_M, int WARPS_N, int STAGES_>
+struct gemm_tile {
+    static constexpr int BM = BM_, BN = BN_, BK = 32, STAGES = STAGES_;
+    static constexpr int WN = WARPS_N, WARPS = WARPS_M * WARPS_N, THREADS = 32 * WARPS;
+    static constexpr int MT = BM / (16 * WARPS_M), NT = BN / (8 * WARPS_N);
+    static constexpr int MIN_BLOCKS = 512 / THREADS; /* up to 128 registers a thread */
+    static constexpr int ALD = BK + 4, BLD = BK + 4; /* conflict-free fragment reads */
+    static constexpr size_t A_BYTES = sizeof(float) * BM * ALD;
+    static constexpr size_t STAGE_BYTES = A_BYTES + sizeof(double) * BN * BLD;
+    static constexpr size_t SMEM = STAGES * STAGE_BYTES;
+    static_assert(MT * 16 * WARPS_M == BM && NT * 8 * WARPS_N == BN, "tile shape");
 };
 
-template <int BM, int BN, int BK, int TM, int TN, class Epi>
-__global__ void __launch_bounds__(gemm_tile<BM, BN, BK, TM, TN>::THREADS,
-                                  gemm_tile<BM, BN, BK, TM, TN>::MIN_BLOCKS)
-    gemm_abt_kernel(gemm_operands op, Epi epi)
+using gemm_big = gemm_tile<128, 32, 8, 1, 3>;
+using gemm_small = gemm_tile<64, 32, 4, 1, 3>;
+
+/* Slice [k0, k0 + BK) of the block's rows of A and columns of B into one
+ * stage: 16-byte asynchronous copies; rows of A at or past `valid` are zero. */
+template <class T>
+__device__ __forceinline__ void gemm_load_stage(const gemm_operands &op, const float *A,
+                                                const double *B, int valid, int k0,
+                                                unsigned char *stage, int tid)
+{
+    float *As = reinterpret_cast<float *>(stage);
+    double *Bs = reinterpret_cast<double *>(stage + T::A_BYTES);
+    constexpr int A_QUADS = T::BK / 4, B_PAIRS = T::BK / 2;
+    for (int i = tid; i < T::BM * A_QUADS; i += T::THREADS) {
+        const int r = i / A_QUADS, k = 4 * (i % A_QUADS);
+        if (r < valid)
+            __pipeline_memcpy_async(As + r * T::ALD + k, A + (size_t)r * op.lda + k0 + k, 16);
+        else
+            *reinterpret_cast<float4 *>(As + r * T::ALD + k) = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    for (int i = tid; i < T::BN * B_PAIRS; i += T::THREADS) {
+        const int r = i / B_PAIRS, k = 2 * (i % B_PAIRS);
+        __pipeline_memcpy_async(Bs + r * T::BLD + k, B + (size_t)r * op.ldb + k0 + k, 16);
+    }
+}
+
+/* acc += the warp's A rows x B columns over one stage (BK / 16 mma steps) */
+template <class T>
+__device__ __forceinline__ void gemm_stage_mma(double (&acc)[T::MT][T::NT][4],
+                                               const unsigned char *stage, int wm0, int wn0,
+                                               int g, int t)
+{
+    const float *As = reinterpret_cast<const float *>(stage);
+    const double *Bs = reinterpret_cast<const double *>(stage + T::A_BYTES);
+#pragma unroll
+    for (int kk = 0; kk < T::BK; kk += 16) {
+        double a[T::MT][8];
+#pragma unroll
+        for (int mt = 0; mt < T::MT; mt++) {
+            const float *p = As + (wm0 + 16 * mt + g) * T::ALD + kk + t;
+#pragma unroll
+            for (int i = 0; i < 8; i++) a[mt][i] = (double)p[(i % 2) * 8 * T::ALD + (i / 2) * 4];
+        }
+#pragma unroll
+        for (int nt = 0; nt < T::NT; nt++) {
+            const double *q = Bs + (wn0 + 8 * nt + g) * T::BLD + kk + t;
+            const double b[4] = {q[0], q[4], q[8], q[12]};
+#pragma unroll
+            for (int mt = 0; mt < T::MT; mt++) mma_16x8x16_f64(acc[mt][nt], a[mt], b);
+        }
+    }
+}
+
+template <class T, class Epi>
+__global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS) gemm_abt_kernel(gemm_operands op, Epi epi)
 {
     painn_grid_begin();
-    using T = gemm_tile<BM, BN, BK, TM, TN>;
-    constexpr int ALD = BM + T::PAD, BLD = BN + T::PAD;
-    __shared__ __align__(16) float As[2][BK * ALD];
-    __shared__ __align__(16) float Bs[2][BK * BLD];
-
+    extern __shared__ __align__(16) unsigned char gemm_smem[];
     const int m_valid = op.m_device ? *op.m_device : op.m_host;
-    const int row0 = blockIdx.x * BM;
+    const int row0 = blockIdx.x * T::BM;
     if (row0 >= m_valid) return;
-    const int col0 = blockIdx.y * BN;
-    const int z = blockIdx.z;
-    const float *A = op.A + (size_t)z * op.a_stride_z + (size_t)row0 * op.lda;
-    const float *B = op.B + (size_t)(z / op.b_every) * op.b_stride_z + (size_t)col0 * op.ldb;
-    const int tid = threadIdx.x, tx = tid % T::TX, ty = tid / T::TX;
-    const int a_valid = m_valid - row0;
+    const int col0 = blockIdx.y * T::BN;
+    const float *A = op.A + (size_t)row0 * op.lda;
+    const double *B = op.B + (size_t)col0 * op.ldb;
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, t = lane % 4;
+    const int wrow = (warp / T::WN) * 16 * T::MT, wcol = (warp % T::WN) * 8 * T::NT;
+    const int valid = m_valid - row0, n_slices = op.K / T::BK;
 
-    slice_stream<BM, BK, T::THREADS> a_in;
-    slice_stream<BN, BK, T::THREADS> b_in;
-    float acc[TM][TN];
 #pragma unroll
-    for (int i = 0; i < TM; i++)
+    for (int s = 0; s < T::STAGES - 1; s++) {
+        if (s < n_slices)
+            gemm_load_stage<T>(op, A, B, valid, s * T::BK, gemm_smem + s * T::STAGE_BYTES, tid);
+        __pipeline_commit();
+    }
+    double acc[T::MT][T::NT][4];
 #pragma unroll
-        for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
-
-    const int n_slices = op.K / BK;
-    a_in.load(A, op.lda, 0, a_valid, tid);
-    b_in.load(B, op.ldb, 0, BN, tid);
-    a_in.template store<ALD>(As[0], tid);
-    b_in.template store<BLD>(Bs[0], tid);
-    __syncthreads();
-    int buf = 0;
-    for (int t = 0; t < n_slices; t++) {
-        if (t + 1 < n_slices) {
-            a_in.load(A, op.lda, (t + 1) * BK, a_valid, tid);
-            b_in.load(B, op.ldb, (t + 1) * BK, BN, tid);
-        }
+    for (int mt = 0; mt < T::MT; mt++)
 #pragma unroll
-        for (int k = 0; k < BK; k++) tile_fma<T>(acc, As[buf] + k * ALD, Bs[buf] + k * BLD, tx, ty);
-        if (t + 1 < n_slices) {
-            a_in.template store<ALD>(As[buf ^ 1], tid);
-            b_in.template store<BLD>(Bs[buf ^ 1], tid);
-        }
-        __syncthreads();
-        buf ^= 1;
+        for (int nt = 0; nt < T::NT; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[mt][nt][i] = 0.0;
+    for (int s = 0; s < n_slices; s++) {
+        __pipeline_wait_prior(T::STAGES - 2); /* slice s has landed */
+        __syncthreads();                      /* and every warp is done with slice s - 1 */
+        const int next = s + T::STAGES - 1;
+        if (next < n_slices)
+            gemm_load_stage<T>(op, A, B, valid, next * T::BK,
+                               gemm_smem + (next % T::STAGES) * T::STAGE_BYTES, tid);
+        __pipeline_commit();
+        gemm_stage_mma<T>(acc, gemm_smem + (s % T::STAGES) * T::STAGE_BYTES, wrow, wcol, g, t);
     }
 
+    /* Lanes t and t^1 trade halves so that each holds four consecutive
+     * columns of one row: even t row g, columns 2t..2t+3; odd t row g + 8,
+     * columns 2t-2..2t+1. */
+    const bool odd = t & 1;
 #pragma unroll
-    for (int i = 0; i < TM; i++) {
-        int row = row0 + T::row(i, ty);
-        if (row >= m_valid) continue;
+    for (int mt = 0; mt < T::MT; mt++)
 #pragma unroll
-        for (int j = 0; j < TN; j += 4)
-            epi(z, row, col0 + T::col(j, tx),
-                make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]));
-    }
+        for (int nt = 0; nt < T::NT; nt++) {
+            const double *d = acc[mt][nt];
+            const float give0 = (float)(odd ? d[0] : d[2]), give1 = (float)(odd ? d[1] : d[3]);
+            const float got0 = __shfl_xor_sync(0xffffffffu, give0, 1);
+            const float got1 = __shfl_xor_sync(0xffffffffu, give1, 1);
+            const float4 c = odd ? make_float4(got0, got1, (float)d[2], (float)d[3])
+                                 : make_float4((float)d[0], (float)d[1], got0, got1);
+            const int row = row0 + wrow + 16 * mt + g + (odd ? 8 : 0);
+            const int col = col0 + wcol + 8 * nt + 2 * (t & ~1);
+            if (row < m_valid) epi(row, col, c);
+        }
 }
 
-/* Few rows (latency): a block of 64 threads owns 16 rows x 16 columns; it
- * stages its rows of A and of B, all of K, into shared memory with one
+/* Few rows (latency): float32 FFMA, C[m][n] = fma(A[m][k], B[n][k], acc)
+ * for k = 0..K-1 in order. A block of 64 threads owns 16 rows x 16 columns;
+ * it stages its rows of A and of B, all of K, into shared memory with one
  * asynchronous copy (one round trip to L2 instead of one per slice), then
- * thread (tx, ty) forms C[row0 + ty][col0 + 4 tx + j] with k = 0..K-1 in
- * order, like the other shapes. Shared memory: 2 x 16 x (K + 4) floats. */
+ * thread (tx, ty) forms C[row0 + ty][col0 + 4 tx + j], reading the operands
+ * of step k + 4 before the FMAs of step k (measured on an H200: one alanine
+ * dipeptide's MD step 0.118 ms with the plain loop, 0.114 ms with this). Shared memory:
+ * 2 x 16 x (K + 4) floats. Measured on an H200, the tensor-core kernel with
+ * 16 x 16 tiles made one alanine dipeptide's MD step 0.114 -> 0.172 ms, so
+ * few rows keep this one: its results differ from the tensor-core shapes'
+ * by float32 rounding (a float32 sum over K instead of a float64 one). */
 constexpr int TINY_ROWS = 16, TINY_COLS = 16, TINY_THREADS = 64;
 
 static inline size_t gemm_tiny_smem(int K)
@@ -236,9 +247,9 @@ __global__ void __launch_bounds__(TINY_THREADS) gemm_tiny_kernel(gemm_operands o
     const int m_valid = op.m_device ? *op.m_device : op.m_host;
     const int row0 = blockIdx.x * TINY_ROWS;
     if (row0 >= m_valid) return;
-    const int col0 = blockIdx.y * TINY_COLS, z = blockIdx.z, tid = threadIdx.x;
-    const float *A = op.A + (size_t)z * op.a_stride_z + (size_t)row0 * op.lda;
-    const float *B = op.B + (size_t)(z / op.b_every) * op.b_stride_z + (size_t)col0 * op.ldb;
+    const int col0 = blockIdx.y * TINY_COLS, tid = threadIdx.x;
+    const float *A = op.A + (size_t)row0 * op.lda;
+    const float *B = op.B32 + (size_t)col0 * op.ldb;
     const int rows = min(TINY_ROWS, m_valid - row0), quads = K / 4;
     for (int idx = tid; idx < TINY_ROWS * quads; idx += TINY_THREADS) {
         const int r = idx / quads, k = 4 * (idx % quads);
@@ -254,79 +265,67 @@ __global__ void __launch_bounds__(TINY_THREADS) gemm_tiny_kernel(gemm_operands o
     const int tx = tid % 4, ty = tid / 4;
     const float *a = As + ty * LD;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float4 av = *reinterpret_cast<const float4 *>(a), bv[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) bv[j] = *reinterpret_cast<const float4 *>(Bs + (4 * tx + j) * LD);
     for (int k = 0; k < K; k += 4) {
-        const float4 av = *reinterpret_cast<const float4 *>(a + k);
+        const int kn = k + 4 < K ? k + 4 : k;
+        const float4 an = *reinterpret_cast<const float4 *>(a + kn);
+        float4 bn[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) bn[j] = *reinterpret_cast<const float4 *>(Bs + (4 * tx + j) * LD + kn);
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const float4 bv = *reinterpret_cast<const float4 *>(Bs + (4 * tx + j) * LD + k);
-            acc[j] = fmaf(av.x, bv.x, acc[j]);
-            acc[j] = fmaf(av.y, bv.y, acc[j]);
-            acc[j] = fmaf(av.z, bv.z, acc[j]);
-            acc[j] = fmaf(av.w, bv.w, acc[j]);
+            acc[j] = fmaf(av.x, bv[j].x, acc[j]);
+            acc[j] = fmaf(av.y, bv[j].y, acc[j]);
+            acc[j] = fmaf(av.z, bv[j].z, acc[j]);
+            acc[j] = fmaf(av.w, bv[j].w, acc[j]);
         }
+        av = an;
+#pragma unroll
+        for (int j = 0; j < 4; j++) bv[j] = bn[j];
     }
-    if (ty < rows) epi(z, row0 + ty, col0 + 4 * tx, make_float4(acc[0], acc[1], acc[2], acc[3]));
+    if (ty < rows) epi(row0 + ty, col0 + 4 * tx, make_float4(acc[0], acc[1], acc[2], acc[3]));
 }
 
 enum gemm_shape { GEMM_TINY = 0, GEMM_SMALL = 1, GEMM_BIG = 2 };
 
-/* Tile shapes (BN = min(H, 128) for big tiles, min(H, 64) otherwise, so every
- * N of the model, a multiple of H, is a multiple of BN). */
-struct gemm_big {
-    static constexpr int BM = 128, BK = 16, TM = 8, TN = 8;
-};
-struct gemm_small {
-    static constexpr int BM = 32, BK = 32, TM = 4, TN = 4;
-};
-
-static inline int gemm_bn(int H, gemm_shape s)
-{
-    return s == GEMM_BIG ? (H < 128 ? H : 128) : (H < 64 ? H : 64);
-}
-
-/* Largest shape that still gives every SM two blocks, for m_capacity rows of
- * N columns in Z planes; the environment variable PAINN_CUDA_TILES=big|small|
- * mid|tiny forces one (tests and benchmarks; mid means small for GEMMs). */
-static inline gemm_shape gemm_choose(long m_capacity, int N, int Z, int H, int sm_count)
+/* Largest tensor-core shape that still gives every SM two blocks, else tiny, for m_capacity rows of
+ * N columns; the environment variable PAINN_CUDA_TILES=big|small|mid|tiny
+ * forces one (tests and benchmarks; mid means small). */
+static inline gemm_shape gemm_choose(long m_capacity, int N, int sm_count)
 {
     const char *env = getenv("PAINN_CUDA_TILES");
     if (env && !strcmp(env, "big")) return GEMM_BIG;
     if (env && (!strcmp(env, "small") || !strcmp(env, "mid"))) return GEMM_SMALL;
     if (env && !strcmp(env, "tiny")) return GEMM_TINY;
-    long big = (m_capacity + 127) / 128 * (N / gemm_bn(H, GEMM_BIG)) * Z;
-    long small = (m_capacity + 31) / 32 * (N / gemm_bn(H, GEMM_SMALL)) * Z;
+    const long big = (m_capacity + gemm_big::BM - 1) / gemm_big::BM * (N / gemm_big::BN);
+    const long small = (m_capacity + gemm_small::BM - 1) / gemm_small::BM * (N / gemm_small::BN);
     if (big >= 2L * sm_count) return GEMM_BIG;
     if (small >= 2L * sm_count) return GEMM_SMALL;
     return GEMM_TINY;
 }
 
-template <class Tile, int BN, class Epi>
-static cudaError_t gemm_launch_tile(const gemm_operands &op, int N, int Z, long m_capacity, Epi epi,
+template <class T, class Epi>
+static cudaError_t gemm_launch_tile(const gemm_operands &op, int N, long m_capacity, Epi epi,
                                     bool pdl, cudaStream_t s)
 {
-    using T = gemm_tile<Tile::BM, BN, Tile::BK, Tile::TM, Tile::TN>;
-    dim3 grid((unsigned)((m_capacity + Tile::BM - 1) / Tile::BM), (unsigned)(N / BN), (unsigned)Z);
+    dim3 grid((unsigned)((m_capacity + T::BM - 1) / T::BM), (unsigned)(N / T::BN));
     if (grid.x == 0) grid.x = 1;
-    painn_launch(pdl, gemm_abt_kernel<Tile::BM, BN, Tile::BK, Tile::TM, Tile::TN, Epi>, grid,
-                 T::THREADS, 0, s, op, epi);
+    painn_launch(pdl, gemm_abt_kernel<T, Epi>, grid, T::THREADS, T::SMEM, s, op, epi);
     return cudaGetLastError();
 }
 
+/* N a multiple of 32, K a multiple of 32. */
 template <class Epi>
-static cudaError_t gemm_launch(const gemm_operands &op, int H, int N, int Z, long m_capacity,
-                               gemm_shape shape, Epi epi, bool pdl, cudaStream_t s)
+static cudaError_t gemm_launch(const gemm_operands &op, int N, long m_capacity, gemm_shape shape,
+                               Epi epi, bool pdl, cudaStream_t s)
 {
     switch (shape) {
-    case GEMM_BIG:
-        if (H >= 128) return gemm_launch_tile<gemm_big, 128>(op, N, Z, m_capacity, epi, pdl, s);
-        if (H == 64) return gemm_launch_tile<gemm_big, 64>(op, N, Z, m_capacity, epi, pdl, s);
-        return gemm_launch_tile<gemm_big, 32>(op, N, Z, m_capacity, epi, pdl, s);
-    case GEMM_SMALL:
-        if (H >= 64) return gemm_launch_tile<gemm_small, 64>(op, N, Z, m_capacity, epi, pdl, s);
-        return gemm_launch_tile<gemm_small, 32>(op, N, Z, m_capacity, epi, pdl, s);
+    case GEMM_BIG: return gemm_launch_tile<gemm_big>(op, N, m_capacity, epi, pdl, s);
+    case GEMM_SMALL: return gemm_launch_tile<gemm_small>(op, N, m_capacity, epi, pdl, s);
     default: {
-        dim3 grid((unsigned)((m_capacity + TINY_ROWS - 1) / TINY_ROWS), (unsigned)(N / TINY_COLS),
-                  (unsigned)Z);
+        dim3 grid((unsigned)((m_capacity + TINY_ROWS - 1) / TINY_ROWS), (unsigned)(N / TINY_COLS));
         if (grid.x == 0) grid.x = 1;
         painn_launch(pdl, gemm_tiny_kernel<Epi>, grid, TINY_THREADS, gemm_tiny_smem(op.K), s, op,
                      epi);
@@ -335,13 +334,22 @@ static cudaError_t gemm_launch(const gemm_operands &op, int H, int N, int Z, lon
     }
 }
 
-/* The tiny kernel's shared memory above 48 KB (K up to 3H) must be allowed
- * once per epilogue type, before any launch or capture. */
+/* Shared memory above 48 KB must be allowed once per kernel, before any
+ * launch or capture (the tiny kernel's for K up to 3H). */
 template <class Epi>
 static cudaError_t gemm_configure(int H)
 {
-    return cudaFuncSetAttribute(gemm_tiny_kernel<Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                (int)gemm_tiny_smem(3 * H));
+    cudaError_t e = cudaFuncSetAttribute(gemm_abt_kernel<gemm_big, Epi>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)gemm_big::SMEM);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(gemm_abt_kernel<gemm_small, Epi>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)gemm_small::SMEM);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(gemm_tiny_kernel<Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)gemm_tiny_smem(3 * H));
+    return e;
 }
 
 #endif

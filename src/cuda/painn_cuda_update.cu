@@ -14,7 +14,7 @@ struct epi_silu_store {
     float *h3, *a3;
     const float *b3;
     int H;
-    __device__ void operator()(int, int row, int col, float4 acc) const
+    __device__ void operator()(int row, int col, float4 acc) const
     {
         const float4 h = add4(acc, load4(b3 + col));
         store4(h3 + (size_t)row * H + col, h);
@@ -27,7 +27,7 @@ struct epi_bias {
     float *out;
     const float *bias;
     int N;
-    __device__ void operator()(int, int row, int col, float4 acc) const
+    __device__ void operator()(int row, int col, float4 acc) const
     {
         store4(out + (size_t)row * N + col, add4(acc, load4(bias + col)));
     }
@@ -66,16 +66,17 @@ cudaError_t painn_launch_update_forward(const painn_cuda *c, int l, cudaStream_t
     /* the last layer's v is never used: of [a, g1, g2] only a is formed */
     const bool last = l + 1 == c->L;
     const int N2 = last ? H : 3 * H;
-    const gemm_shape g1 = gemm_choose(n, H, 1, H, c->sm_count);
-    const gemm_shape g2 = gemm_choose(n, N2, 1, H, c->sm_count);
-    gemm_operands op1 = {c->X + l * 2 * nH, 0, 2 * H, c->w.W3 + (size_t)l * 2 * H * H, 0, 1,
-                         2 * H, nullptr, n, 2 * H};
+    const gemm_shape g1 = gemm_choose(n, H, c->sm_count);
+    const gemm_shape g2 = gemm_choose(n, N2, c->sm_count);
+    const size_t w3 = (size_t)l * 2 * H * H, w4 = (size_t)l * 3 * H * H;
+    gemm_operands op1 = {c->X + l * 2 * nH, 2 * H, c->w.W3_f64 + w3, c->w.W3 + w3, 2 * H, 2 * H,
+                         nullptr, n};
     epi_silu_store e1 = {c->h3 + l * nH, c->a3, c->w.b3 + (size_t)l * H, H};
-    cudaError_t err = gemm_launch(op1, H, H, 1, n, g1, e1, c->use_pdl, s);
+    cudaError_t err = gemm_launch(op1, H, n, g1, e1, c->use_pdl, s);
     if (err != cudaSuccess) return err;
-    gemm_operands op2 = {c->a3, 0, H, c->w.W4 + (size_t)l * 3 * H * H, 0, 1, H, nullptr, n, H};
+    gemm_operands op2 = {c->a3, H, c->w.W4_f64 + w4, c->w.W4 + w4, H, H, nullptr, n};
     epi_bias e2 = {c->upd + l * 3 * nH, c->w.b4 + (size_t)l * 3 * H, 3 * H};
-    err = gemm_launch(op2, H, N2, 1, n, g2, e2, c->use_pdl, s);
+    err = gemm_launch(op2, N2, n, g2, e2, c->use_pdl, s);
     if (err != cudaSuccess || last) return err; /* the readout applies the last one */
     unsigned blocks = painn_grid((long)nH, 256, c->sm_count, 16);
     painn_launch(c->use_pdl, update_apply_kernel, blocks, 256, 0, s, n, H, c->X + l * 2 * nH,
@@ -88,6 +89,6 @@ cudaError_t painn_configure_kernels(const painn_cuda *c)
 {
     cudaError_t e = gemm_configure<epi_silu_store>(c->H);
     if (e == cudaSuccess) e = gemm_configure<epi_bias>(c->H);
-    if (e == cudaSuccess) e = painn_configure_backward_kernels(c);
+    if (e == cudaSuccess) e = painn_configure_backward_kernels(c->H);
     return e;
 }
