@@ -19,8 +19,11 @@
  * Atoms are numbered as in the topology batch: molecule m owns atoms
  * [offset[m], offset[m+1]).
  *
- * Numerics: float32 storage and arithmetic (plain FFMA, no TF32, no tensor
- * cores), float64 for the readout's last dot product and the energy sums.
+ * Numerics: float32 storage and arithmetic (plain FFMA, no TF32), float64
+ * for the readout's last dot product and the energy sums. The update GEMMs
+ * of batches of a few thousand atoms and more run on the float64 tensor
+ * cores (float32 operands, exact products, float64 sums rounded once to
+ * float32: more accurate than FFMA); few atoms keep float32 FFMA GEMMs.
  * The pair filters phi_l(d) and dphi_l/dd come from a cubic Hermite table
  * built in float64 at creation, with its interpolation error measured and
  * kept below 2^-22 of max |phi| and max |phi'| (painn_cuda_filter_table.cu;
