@@ -70,10 +70,12 @@ __global__ void kick_drift(int n, float *x, float *v, const float *f, const floa
     }
 }
 
-/* B: v += (dt/2) F/m */
-__global__ void kick(int n, float *v, const float *f, const float *inv_m, float half_dt_acc)
+/* B: v += (dt/2) F/m; the step is done: step += 1 */
+__global__ void kick(int n, float *v, const float *f, const float *inv_m, float half_dt_acc,
+                     unsigned long long *step)
 {
     int a = blockIdx.x * blockDim.x + threadIdx.x;
+    if (a == 0) *step += 1;
     if (a >= n) return;
     for (int c = 0; c < 3; c++) v[c * n + a] += half_dt_acc * inv_m[a] * f[c * n + a];
 }
@@ -109,8 +111,6 @@ __global__ void kick_drift_thermostat_drift(int n, float *x, float *v, const flo
         v[c * n + a] = vc;
     }
 }
-
-__global__ void advance_step(unsigned long long *step) { *step += 1; }
 
 /* One block per replica: E_kin = sum m |v|^2 / 2 in eV */
 __global__ void kinetic_energy(int n, const int *offset, const float *v, const float *m,
@@ -296,8 +296,7 @@ static int enqueue_step(cuda_dynamics *d, step_kind kind, double dt, double fric
     }
     CUDA_TRY(cudaGetLastError());
     if (enqueue_forces(d, err)) return -1;
-    kick<<<atom_blocks(n), 128, 0, d->stream>>>(n, d->d_v, d->d_f, d->d_inv_mass, hacc);
-    advance_step<<<1, 1, 0, d->stream>>>(d->d_step);
+    kick<<<atom_blocks(n), 128, 0, d->stream>>>(n, d->d_v, d->d_f, d->d_inv_mass, hacc, d->d_step);
     CUDA_TRY(cudaGetLastError());
     return 0;
 }

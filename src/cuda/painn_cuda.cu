@@ -146,6 +146,7 @@ int alloc_state(painn_cuda *c, const molecule_batch *t, dm_error *err)
         device_alloc(c, &c->pair_hi, P, "pair atoms", err) ||
         device_alloc(c, &c->pair_u, P, "pair directions", err) ||
         device_alloc(c, &c->pair_r, P, "pair vectors", err) ||
+        device_alloc(c, &c->pair_force, P, "pair forces", err) ||
         device_alloc(c, &c->counts, 1, "counts", err) ||
         (!c->pair_messages &&
          device_alloc(c, &c->filter_out, 2 * L * P * 3 * H, "filters", err)) ||
@@ -339,7 +340,7 @@ void painn_cuda_destroy(painn_cuda *c)
         c->w.b1,        c->w.W2,      c->w.b2,        c->w.W3,      c->w.b3,       c->w.W3T,
         c->w.W4,        c->w.b4,      c->w.W4T,       c->w.W5,      c->w.b5,       c->w.W6,
         c->w.b6,        c->w.W7,      c->w.b7,        c->w.W5T,     c->w.W6T,      c->filter_table,
-        c->msg_blocks,  c->w.W3_f64,  c->w.W3T_f64,   c->w.W4_f64,  c->w.W4T_f64};
+        c->msg_blocks,  c->pair_force,  c->w.W3_f64,  c->w.W3T_f64,   c->w.W4_f64,  c->w.W4T_f64};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++)
         if (device[i]) cudaFree(device[i]);
     if (c->host_pos) cudaFreeHost(c->host_pos);

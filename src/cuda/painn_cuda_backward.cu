@@ -9,8 +9,9 @@
  * Forces: per pair (lo, hi), r = x_lo - x_hi, with G_D = sum of dE/dd of both
  * edges and G_U = dE/du(lo->hi) - dE/du(hi->lo):
  *   dE/dx_lo = G_D r/d + G_U/(d+eps) - r (r.G_U) / (d (d+eps)^2) = -dE/dx_hi
- * gathered per atom over its edges, layers summed in order 0..L-1 and, within
- * a layer, the partial sums of the channel groups in order g = 0..G-1. */
+ * formed once per pair, layers summed in order 0..L-1 and, within a layer,
+ * the partial sums of the channel groups in order g = 0..G-1, then gathered
+ * per atom over its edges. */
 #include "painn_cuda_gemm.cuh"
 
 namespace {
@@ -28,7 +29,8 @@ struct epi_silu_grad {
 };
 
 /* Columns [0, H): gs_mid = gs_out + acc. Columns [H, 2H): channel c = col - H,
- * gv_mid[x] = gvp[x] + acc v_mid[x] / |v_mid| (0 where |v_mid| = 0). */
+ * gv_mid[x] = gvp[x] + acc v_mid[x] / |v_mid| (0 where |v_mid| = 0); gvp
+ * null in the last layer, whose v after the update is unused (gvp = 0). */
 struct epi_grad_mid {
     float *gs_mid, *gv_mid;
     const float *Gout, *gvp, *X, *v_mid;
@@ -47,22 +49,66 @@ struct epi_grad_mid {
                                          scale_of(acc.z, norm.z), scale_of(acc.w, norm.w));
         for (int x = 0; x < 3; x++) {
             const size_t t = (size_t)row * 3 * H + x * H + c;
-            store4(gv_mid + t, add4(load4(gvp + t), mul4(scale, load4(v_mid + t))));
+            const float4 through_gate = gvp ? load4(gvp + t) : make_float4(0.f, 0.f, 0.f, 0.f);
+            store4(gv_mid + t, add4(through_gate, mul4(scale, load4(v_mid + t))));
         }
     }
 };
 
-/* Blocks [0, atom_blocks): warp per atom, lanes over its edges, the force
- * from its pairs (float64, summed per lane in edge order, then across lanes
- * in a fixed butterfly). Blocks after: warp per molecule, its energy. */
+/* Per pair p = (lo, hi), thread per pair: with G_D and G_U summed over the
+ * layers 0..L-1 and, within a layer, the channel groups' partial sums in
+ * order g = 0..G-1, pair_force[p] = dE/dx_lo = -dE/dx_hi (the expression in
+ * the header; 0 for coincident atoms). Each pair's gradients are read once. */
 template <int G>
-__global__ void
-forces_energy_kernel(int n, int n_mol, int L, long pair_rows, int atom_blocks,
-                     const int *__restrict__ row_start, const int *__restrict__ edge_src,
-                     const int *__restrict__ edge_pair, const float4 *__restrict__ pair_u,
-                     const float4 *__restrict__ pair_r, const float4 *__restrict__ edge_grad,
-                     float *__restrict__ forces, const int *__restrict__ mol_start,
-                     const double *__restrict__ atom_energy, double *__restrict__ energies)
+__global__ void pair_forces_kernel(int L, long pair_rows, const painn_cuda_counts *counts,
+                                   const float4 *__restrict__ pair_u,
+                                   const float4 *__restrict__ pair_r,
+                                   const float4 *__restrict__ edge_grad,
+                                   float4 *__restrict__ pair_force)
+{
+    painn_grid_begin();
+    const int n_pairs = counts->n_pairs;
+    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < n_pairs; p += gridDim.x * blockDim.x) {
+        float GD = 0.0f, Ux = 0.0f, Uy = 0.0f, Uz = 0.0f;
+        for (int l = 0; l < L; l++) {
+            const float4 *g = edge_grad + ((size_t)l * 2 * pair_rows + 2 * (size_t)p) * G;
+            float4 a[G], b[G];
+#pragma unroll
+            for (int q = 0; q < G; q++) a[q] = g[q], b[q] = g[G + q];
+#pragma unroll
+            for (int q = 0; q < G; q++) {
+                GD += a[q].x + b[q].x;
+                Ux += a[q].y - b[q].y;
+                Uy += a[q].z - b[q].z;
+                Uz += a[q].w - b[q].w;
+            }
+        }
+        const float4 r = pair_r[p];
+        const float d = pair_u[p].w;
+        float4 f = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (d > 0.0f) {
+            const float de = d + PAINN_U_EPS;
+            const float rU = r.x * Ux + r.y * Uy + r.z * Uz;
+            const float radial = GD / d - rU / (d * de * de);
+            f = make_float4(Ux / de + r.x * radial, Uy / de + r.y * radial, Uz / de + r.z * radial,
+                            0.0f);
+        }
+        pair_force[p] = f;
+    }
+}
+
+/* Blocks [0, atom_blocks): warp per atom, lanes over its edges, the force
+ * -dE/dx_k = sum over its pairs of -/+ pair_force (float64, summed per lane
+ * in edge order, then across lanes in a fixed butterfly). Blocks after: warp
+ * per molecule, its energy. */
+__global__ void forces_energy_kernel(int n, int n_mol, int atom_blocks,
+                                     const int *__restrict__ row_start,
+                                     const int *__restrict__ edge_src,
+                                     const int *__restrict__ edge_pair,
+                                     const float4 *__restrict__ pair_force,
+                                     float *__restrict__ forces, const int *__restrict__ mol_start,
+                                     const double *__restrict__ atom_energy,
+                                     double *__restrict__ energies)
 {
     painn_grid_begin();
     const int lane = threadIdx.x & 31, warps = blockDim.x >> 5, warp = threadIdx.x >> 5;
@@ -70,31 +116,11 @@ forces_energy_kernel(int n, int n_mol, int L, long pair_rows, int atom_blocks,
         for (int k = blockIdx.x * warps + warp; k < n; k += atom_blocks * warps) {
             double fx = 0.0, fy = 0.0, fz = 0.0;
             for (int e = row_start[k] + lane; e < row_start[k + 1]; e += 32) {
-                const int nb = edge_src[e], p = edge_pair[e];
-                float GD = 0.0f, Ux = 0.0f, Uy = 0.0f, Uz = 0.0f;
-                for (int l = 0; l < L; l++) {
-                    const float4 *g = edge_grad + ((size_t)l * 2 * pair_rows + 2 * (size_t)p) * G;
-                    float4 a[G], b[G];
-#pragma unroll
-                    for (int q = 0; q < G; q++) a[q] = g[q], b[q] = g[G + q];
-#pragma unroll
-                    for (int q = 0; q < G; q++) {
-                        GD += a[q].x + b[q].x;
-                        Ux += a[q].y - b[q].y;
-                        Uy += a[q].z - b[q].z;
-                        Uz += a[q].w - b[q].w;
-                    }
-                }
-                const float4 r = pair_r[p];
-                const float d = pair_u[p].w;
-                if (!(d > 0.0f)) continue;
-                const float de = d + PAINN_U_EPS;
-                const float rU = r.x * Ux + r.y * Uy + r.z * Uz;
-                const float radial = GD / d - rU / (d * de * de);
-                const double sign = k < nb ? -1.0 : 1.0; /* F_lo = -dE/dx_lo, F_hi = +dE/dx_lo */
-                fx += sign * (Ux / de + r.x * radial);
-                fy += sign * (Uy / de + r.y * radial);
-                fz += sign * (Uz / de + r.z * radial);
+                const float4 f = pair_force[edge_pair[e]];
+                const double sign = k < edge_src[e] ? -1.0 : 1.0; /* F_lo = -f, F_hi = +f */
+                fx += sign * f.x;
+                fy += sign * f.y;
+                fz += sign * f.z;
             }
             fx = painn_warp_sum_double(fx);
             fy = painn_warp_sum_double(fy);
@@ -135,7 +161,8 @@ cudaError_t painn_launch_update_backward(const painn_cuda *c, int l, cudaStream_
     /* GX = Gh3 W3: B = W3^T [2H][H] */
     gemm_operands op4 = {c->Gh3, H, c->w.W3T_f64 + w3, c->w.W3T + w3, H, H, nullptr, n};
     epi_grad_mid e4 = {
-        c->gs_mid, c->gv_mid, c->Gout, c->gvp, c->X + l * 2 * nH, c->v_mid + l * 3 * nH, H};
+        c->gs_mid, c->gv_mid, c->Gout, l + 1 == c->L ? nullptr : c->gvp, c->X + l * 2 * nH,
+        c->v_mid + l * 3 * nH, H};
     return gemm_launch(op4, 2 * H, n, g4, e4, c->use_pdl, s);
 }
 
@@ -147,20 +174,21 @@ cudaError_t painn_configure_backward_kernels(int H)
 
 cudaError_t painn_launch_forces(const painn_cuda *c, cudaStream_t s)
 {
+    decltype(&pair_forces_kernel<1>) per_pair;
+    switch (c->edge_groups) {
+    case 1: per_pair = pair_forces_kernel<1>; break;
+    case 2: per_pair = pair_forces_kernel<2>; break;
+    case 4: per_pair = pair_forces_kernel<4>; break;
+    case 8: per_pair = pair_forces_kernel<8>; break;
+    default: return cudaErrorInvalidValue; /* H / 32 for H <= 256 */
+    }
+    painn_launch(c->use_pdl, per_pair, painn_grid(c->pair_cap, 128, c->sm_count, 16), 128, 0, s,
+                 c->L, c->pair_rows, c->counts, c->pair_u, c->pair_r, c->edge_grad, c->pair_force);
     const int threads = 128;
     const int atom_blocks = (int)painn_grid(c->n_atoms, threads / 32, c->sm_count, 16);
     const int mol_blocks = (int)painn_grid(c->n_molecules, threads / 32, c->sm_count, 8);
-    decltype(&forces_energy_kernel<1>) kernel;
-    switch (c->edge_groups) {
-    case 1: kernel = forces_energy_kernel<1>; break;
-    case 2: kernel = forces_energy_kernel<2>; break;
-    case 4: kernel = forces_energy_kernel<4>; break;
-    case 8: kernel = forces_energy_kernel<8>; break;
-    default: return cudaErrorInvalidValue; /* H / 32 for H <= 256 */
-    }
-    painn_launch(c->use_pdl, kernel, atom_blocks + mol_blocks, threads, 0, s, c->n_atoms,
-                 c->n_molecules, c->L, c->pair_rows, atom_blocks, c->row_start, c->edge_src,
-                 c->edge_pair, c->pair_u, c->pair_r, c->edge_grad, c->forces, c->mol_start,
-                 c->atom_energy, c->energies);
+    painn_launch(c->use_pdl, forces_energy_kernel, atom_blocks + mol_blocks, threads, 0, s,
+                 c->n_atoms, c->n_molecules, atom_blocks, c->row_start, c->edge_src, c->edge_pair,
+                 c->pair_force, c->forces, c->mol_start, c->atom_energy, c->energies);
     return cudaGetLastError();
 }

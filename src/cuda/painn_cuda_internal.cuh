@@ -112,6 +112,7 @@ struct painn_cuda {
     float *s_in, *v_in, *X, *v_mid, *h3, *a3, *upd;
     float *Gout, *gvp, *Gh3, *gs_mid, *gv_mid;
     float4 *edge_grad;
+    float4 *pair_force; /* dE/dx_lo = -dE/dx_hi of each pair (forces kernels) */
 
     /* the graph of one evaluation and the stream it was captured on */
     cudaStream_t capture_stream;

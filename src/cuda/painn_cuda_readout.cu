@@ -5,8 +5,8 @@
  * and its gradient, which starts the reverse pass:
  *   g6 = W7 * silu'(z6),  g5 = silu'(z5) (W6^T g6),  dE/ds = W5^T g5,
  *   Gout = [dE/ds, 0, 0] (v after the last update is unused), gvp = 0;
- *   only dE/ds is written into Gout: the last layer's update backward reads
- *   nothing else of it.
+ *   only dE/ds is written into Gout and nothing into gvp: the last layer's
+ *   update backward reads nothing else of them (painn_cuda_backward.cu).
  * A block takes RA atoms at a time (8 for many atoms, so that each weight read
  * serves 8 atoms; 1 for few, for latency); every output is one thread's sum over its inputs in increasing
  * order (bias first), whatever the batch. */
@@ -50,8 +50,7 @@ __global__ void __launch_bounds__(READOUT_THREADS)
                    const float *__restrict__ b5, const float *__restrict__ W6,
                    const float *__restrict__ W6T, const float *__restrict__ b6,
                    const float *__restrict__ W7, const float *__restrict__ b7,
-                   double *__restrict__ atom_energy, float *__restrict__ Gout,
-                   float *__restrict__ gvp)
+                   double *__restrict__ atom_energy, float *__restrict__ Gout)
 {
     painn_grid_begin();
     constexpr int H2 = H / 2, H4 = H / 4;
@@ -90,12 +89,7 @@ __global__ void __launch_bounds__(READOUT_THREADS)
         __syncthreads();
         for (int t = tid; t < RA * H; t += READOUT_THREADS) {
             const int a = t / H, c = t % H;
-            if (a >= na) continue;
-            float *gv = gvp + (size_t)(j0 + a) * 3 * H;
-            Gout[(size_t)(j0 + a) * 3 * H + c] = gs[a][c];
-            gv[c] = 0.0f;
-            gv[H + c] = 0.0f;
-            gv[2 * H + c] = 0.0f;
+            if (a < na) Gout[(size_t)(j0 + a) * 3 * H + c] = gs[a][c];
         }
         __syncthreads();
     }
@@ -109,7 +103,7 @@ void launch_readout_tile(const painn_cuda *c, cudaStream_t s)
     unsigned blocks = painn_grid((n + RA - 1) / RA, 1, c->sm_count, 8);
     painn_launch(c->use_pdl, readout_kernel<H, RA>, blocks, READOUT_THREADS, 0, s, n,
                  c->X + l * 2 * nH, c->upd + l * 3 * nH, c->w.W5, c->w.W5T, c->w.b5, c->w.W6,
-                 c->w.W6T, c->w.b6, c->w.W7, c->w.b7, c->atom_energy, c->Gout, c->gvp);
+                 c->w.W6T, c->w.b6, c->w.W7, c->w.b7, c->atom_energy, c->Gout);
 }
 
 /* 8 atoms per block when there are many (weights reused), else one (more
