@@ -162,7 +162,7 @@ int alloc_state(painn_cuda *c, const molecule_batch *t, dm_error *err)
         device_alloc(c, &c->Gh3, n * H, "gradients", err) ||
         device_alloc(c, &c->gs_mid, n * H, "gradients", err) ||
         device_alloc(c, &c->gv_mid, n * 3 * H, "gradients", err) ||
-        device_alloc(c, &c->edge_grad, L * 2 * P * c->edge_groups, "edge gradients", err))
+        device_alloc(c, &c->edge_grad, L * painn_edge_grad_rows(c), "edge gradients", err))
         return -1;
     std::vector<int> atom_mol(n);
     for (int mol = 0; mol < t->n_molecules; mol++)

@@ -57,10 +57,12 @@ struct epi_grad_mid {
 
 /* Per pair p = (lo, hi), thread per pair: with G_D and G_U summed over the
  * layers 0..L-1 and, within a layer, the channel groups' partial sums in
- * order g = 0..G-1, pair_force[p] = dE/dx_lo = -dE/dx_hi (the expression in
- * the header; 0 for coincident atoms). Each pair's gradients are read once. */
-template <int G>
-__global__ void pair_forces_kernel(int L, long pair_rows, const painn_cuda_counts *counts,
+ * order g = 0..G-1 (PER_PAIR: the pair kernels' (G_D, G_U) per pair; else
+ * the per-atom kernels' two edge slots 2p, 2p + 1), pair_force[p] = dE/dx_lo
+ * = -dE/dx_hi (the expression in the header; 0 for coincident atoms). Each
+ * pair's gradients are read once. layer_rows: edge_grad's rows per layer. */
+template <int G, bool PER_PAIR>
+__global__ void pair_forces_kernel(int L, size_t layer_rows, const painn_cuda_counts *counts,
                                    const float4 *__restrict__ pair_u,
                                    const float4 *__restrict__ pair_r,
                                    const float4 *__restrict__ edge_grad,
@@ -71,7 +73,21 @@ __global__ void pair_forces_kernel(int L, long pair_rows, const painn_cuda_count
     for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < n_pairs; p += gridDim.x * blockDim.x) {
         float GD = 0.0f, Ux = 0.0f, Uy = 0.0f, Uz = 0.0f;
         for (int l = 0; l < L; l++) {
-            const float4 *g = edge_grad + ((size_t)l * 2 * pair_rows + 2 * (size_t)p) * G;
+            if (PER_PAIR) {
+                const float4 *g = edge_grad + l * layer_rows + (size_t)p * G;
+                float4 a[G];
+#pragma unroll
+                for (int q = 0; q < G; q++) a[q] = g[q];
+#pragma unroll
+                for (int q = 0; q < G; q++) {
+                    GD += a[q].x;
+                    Ux += a[q].y;
+                    Uy += a[q].z;
+                    Uz += a[q].w;
+                }
+                continue;
+            }
+            const float4 *g = edge_grad + l * layer_rows + 2 * (size_t)p * G;
             float4 a[G], b[G];
 #pragma unroll
             for (int q = 0; q < G; q++) a[q] = g[q], b[q] = g[G + q];
@@ -174,16 +190,18 @@ cudaError_t painn_configure_backward_kernels(int H)
 
 cudaError_t painn_launch_forces(const painn_cuda *c, cudaStream_t s)
 {
-    decltype(&pair_forces_kernel<1>) per_pair;
-    switch (c->edge_groups) {
-    case 1: per_pair = pair_forces_kernel<1>; break;
-    case 2: per_pair = pair_forces_kernel<2>; break;
-    case 4: per_pair = pair_forces_kernel<4>; break;
-    case 8: per_pair = pair_forces_kernel<8>; break;
+    decltype(&pair_forces_kernel<1, false>) per_pair;
+    switch (c->pair_messages ? c->edge_groups : 0) {
+    case 0: per_pair = pair_forces_kernel<1, false>; break;
+    case 1: per_pair = pair_forces_kernel<1, true>; break;
+    case 2: per_pair = pair_forces_kernel<2, true>; break;
+    case 4: per_pair = pair_forces_kernel<4, true>; break;
+    case 8: per_pair = pair_forces_kernel<8, true>; break;
     default: return cudaErrorInvalidValue; /* H / 32 for H <= 256 */
     }
     painn_launch(c->use_pdl, per_pair, painn_grid(c->pair_cap, 128, c->sm_count, 16), 128, 0, s,
-                 c->L, c->pair_rows, c->counts, c->pair_u, c->pair_r, c->edge_grad, c->pair_force);
+                 c->L, painn_edge_grad_rows(c), c->counts, c->pair_u, c->pair_r, c->edge_grad,
+                 c->pair_force);
     const int threads = 128;
     const int atom_blocks = (int)painn_grid(c->n_atoms, threads / 32, c->sm_count, 16);
     const int mol_blocks = (int)painn_grid(c->n_molecules, threads / 32, c->sm_count, 8);

@@ -28,11 +28,14 @@
  *   (the last layer: dE/da only),
  *   gvp[n][3H] = dE/dv_mid through the vector gate, Gh3[n][H],
  *   gs_mid[n][H], gv_mid[n][3H] = dE/d(s, v) after the message.
- * edge_grad[l][2 * pair_rows][edge_groups] (float4: dE/dd, dE/du x y z) of
- *   layer l for the directed edge of pair p into its hi atom (slot 2p) and
- *   into its lo atom (slot 2p + 1): by the per-atom kernels, written by its
- *   receiver alone; by the pair kernels, one partial sum per group of 32
- *   channels, summed in order by the forces kernel.
+ * edge_grad[l][painn_edge_grad_rows] of layer l: by the per-atom kernels,
+ *   [2 pair_rows] float4 (dE/dd, dE/du x y z) for the directed edge of pair p
+ *   into its hi atom (slot 2p) and into its lo atom (slot 2p + 1), each
+ *   written by its receiver alone; by the pair kernels, [pair_rows][G]
+ *   float4 (G_D, G_U) per pair, both edges at once (G_D = their dE/dd added,
+ *   G_U = dE/du(lo -> hi) - dE/du(hi -> lo), as the forces use them), one
+ *   partial sum per group of 32 channels, summed in order by the forces
+ *   kernel.
  * filter_out is absent (null) when the pair kernels evaluate the table
  *   themselves. */
 #ifndef DISTILMD_PAINN_CUDA_INTERNAL_CUH
@@ -144,6 +147,12 @@ std::vector<T> pack_matrices(const double *const *src, int count, int rows, int 
 /* Tabulates the filters of the model (float64 on the GPU) into
  * c->filter_table; fails if 4096 intervals do not reach float32 accuracy. */
 int painn_filter_table_create(painn_cuda *c, const painn_model *m, dm_error *err);
+
+/* float4 rows of edge_grad per layer (see the layout above). */
+static inline size_t painn_edge_grad_rows(const painn_cuda *c)
+{
+    return (c->pair_messages ? 1 : 2) * (size_t)c->pair_rows * c->edge_groups;
+}
 
 /* Chooses the message path for the batch (sets pair_messages, edge_groups,
  * and the blocks of the pair kernels). Before the arrays are allocated. */

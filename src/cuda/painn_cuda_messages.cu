@@ -473,7 +473,7 @@ cudaError_t launch_backward(const painn_cuda *c, int l, cudaStream_t s)
         k.warps, c->row_start, c->edge_src, c->edge_pair, c->pair_u, (const float4 *)phi,
         (const float4 *)dphi, (const float4 *)(c->s_in + l * nH),
         (const float4 *)(CHAIN ? c->v_in + l * 3 * nH : nullptr), (const float4 *)c->gs_mid,
-        (const float4 *)c->gv_mid, c->edge_grad + (size_t)l * 2 * c->pair_rows,
+        (const float4 *)c->gv_mid, c->edge_grad + l * painn_edge_grad_rows(c),
         (const float4 *)(CHAIN ? c->v_mid + (l - 1) * 3 * nH : nullptr),
         (const float4 *)(CHAIN ? c->upd + (l - 1) * 3 * nH : nullptr), M, (float4 *)c->Gout,
         (float4 *)c->gvp);

@@ -17,10 +17,12 @@
  *   s_acc[lo] += s[hi] phi_s,   v_acc[lo] += v[hi] phi_v1 - u phi_v2
  *   then X = [s + s_acc ; |v + v_acc|], v_mid = v + v_acc per atom.
  * Reverse, for the edge n -> k with its u:
- *   dE/dd = sum_c [s_n gs_k, v_n . gv_k, u . gv_k] . dphi/dd,  dE/du = sum_c phi_v2 gv_k
- *   (the sum over the warp's 32 channels by a transposing butterfly; one
- *   float4 per edge and channel group, edge_grad[(2p + dir) G + g], which the
- *   forces kernel sums over g in order), and with the chain
+ *   dE/dd = sum_c [s_n gs_k, v_n . gv_k, u . gv_k] . dphi/dd,  dE/du = sum_c phi_v2 gv_k,
+ *   formed for the pair as the forces use them: G_D = the two edges' dE/dd
+ *   added, G_U = dE/du(lo -> hi) - dE/du(hi -> lo) (the sum over the warp's
+ *   32 channels by a transposing butterfly; one float4 per pair and channel
+ *   group, edge_grad[p G + g], which the forces kernel sums over g in
+ *   order), and with the chain
  *   gs_acc[k] += gs_n phi_s, gv_acc[k] += gv_n phi_v1, then Gout and gvp of
  *   layer l-1 per atom, as in painn_cuda_messages.cu.
  * The sums of hi stay in registers during its pairs (the first terms of hi
@@ -263,7 +265,7 @@ struct pair_backward_args {
     float inv_h;
     const float *__restrict__ s_in, *__restrict__ v_in; /* v_in: CHAIN only */
     const float *__restrict__ gs_mid, *__restrict__ gv_mid;
-    float4 *__restrict__ edge_grad; /* [2 pair_rows][G] of this layer */
+    float4 *__restrict__ edge_grad; /* [pair_rows][G] (G_D, G_U) of this layer */
     /* layer l-1 (CHAIN only): */
     const float *__restrict__ v_mid_prev, *__restrict__ upd_prev;
     painn_mixing M;
@@ -293,36 +295,37 @@ __device__ __forceinline__ atom_rows load_rows(const block_rows &B, int a)
     return r;
 }
 
-/* dE/dd and dE/du (this lane's channel) of the edge n -> k with direction u:
- * out = (dd, du x, du y, du z). */
+/* The pair's two edges at once (this lane's channel), as the forces use
+ * them: G_D = dE/dd(lo -> hi) + dE/dd(hi -> lo) and G_U = dE/du(lo -> hi) -
+ * dE/du(hi -> lo), where the edge n -> k with direction w has
+ *   dE/dd = [s_n gs_k, v_n . gv_k, w . gv_k] . dphi/dd,  dE/du = phi_v2 gv_k
+ * and the edge hi -> lo has w = -u: out = (G_D, G_U x y z). */
 template <bool CHAIN>
-__device__ __forceinline__ void edge_terms(const atom_rows &n, const atom_rows &k, const float u[3],
+__device__ __forceinline__ void pair_terms(const atom_rows &lo, const atom_rows &hi, const float u[3],
                                            float ps_d, float pv1_d, float pv2_d, float pv2,
                                            float *out)
 {
-    const float g0 = k.gv[0], g1 = k.gv[1], g2 = k.gv[2];
-    const float g_s = n.s * k.gs;
-    const float g_v2 = u[0] * g0 + u[1] * g1 + u[2] * g2;
-    float gd = g_s * ps_d;
-    gd = fmaf(g_v2, pv2_d, gd);
+    float dg[3];
+    for (int x = 0; x < 3; x++) dg[x] = hi.gv[x] - lo.gv[x];
+    float gd = fmaf(lo.s, hi.gs, hi.s * lo.gs) * ps_d;
+    gd = fmaf(u[0] * dg[0] + u[1] * dg[1] + u[2] * dg[2], pv2_d, gd);
     if (CHAIN) {
-        const float g_v1 = n.v[0] * g0 + n.v[1] * g1 + n.v[2] * g2;
+        float g_v1 = 0.0f;
+        for (int x = 0; x < 3; x++) g_v1 = fmaf(lo.v[x], hi.gv[x], fmaf(hi.v[x], lo.gv[x], g_v1));
         gd = fmaf(g_v1, pv1_d, gd);
     }
     out[0] = gd;
-    out[1] = pv2 * g0;
-    out[2] = pv2 * g1;
-    out[3] = pv2 * g2;
+    for (int x = 0; x < 3; x++) out[1 + x] = pv2 * dg[x];
 }
 
-/* As the forward; per group of pairs the 8 edge sums of each pair over the
- * warp's channels by one transposing butterfly. */
+/* As the forward; per group of pairs the 4 sums of each pair (G_D, G_U)
+ * over the warp's channels by one transposing butterfly. */
 template <int H, bool CHAIN>
 __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
     pair_message_backward_kernel(pair_backward_args a)
 {
     painn_grid_begin();
-    constexpr int PF = CHAIN ? PAIR_PREFETCH_CHAIN : PAIR_PREFETCH;
+        constexpr int PF = CHAIN ? PAIR_PREFETCH_CHAIN : PAIR_PREFETCH;
     extern __shared__ float4 pair_smem4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, c = 32 * blockIdx.y + lane;
     const int G = gridDim.y;
@@ -355,9 +358,8 @@ __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
                     for (int x = 0; x < 3; x++) agvl[k][x] = A.at(wid, 1 + x, Gp.lo[k]);
                 }
             }
-            /* values 8 k + 0-3: edge lo -> hi of pair k (slot 2p), 8 k + 4-7:
-             * edge hi -> lo (slot 2p + 1) */
-            float v[8 * PF];
+            /* values 4 k + 0-3: G_D, G_U of pair k */
+            float v[4 * PF];
 #pragma unroll
             for (int k = 0; k < PF; k++) {
                 const painn_hermite &w = Gp.w[k];
@@ -365,9 +367,7 @@ __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
                 const float ps_d = painn_hermite_dphi(w, Gp.t[k][0]);
                 const float pv1_d = CHAIN ? painn_hermite_dphi(w, Gp.t[k][1]) : 0.0f;
                 const float pv2_d = painn_hermite_dphi(w, Gp.t[k][2]);
-                const float um[3] = {-Gp.u[k][0], -Gp.u[k][1], -Gp.u[k][2]};
-                edge_terms<CHAIN>(rl[k], rh, Gp.u[k], ps_d, pv1_d, pv2_d, pv2, v + 8 * k);
-                edge_terms<CHAIN>(rh, rl[k], um, ps_d, pv1_d, pv2_d, pv2, v + 8 * k + 4);
+                pair_terms<CHAIN>(rl[k], rh, Gp.u[k], ps_d, pv1_d, pv2_d, pv2, v + 4 * k);
                 if (CHAIN && k < cnt) {
                     const float ps = painn_hermite_phi(w, Gp.t[k][0]);
                     const float pv1 = painn_hermite_phi(w, Gp.t[k][1]);
@@ -381,13 +381,12 @@ __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
                 }
             }
             /* lane m then holds the warp's sum of value m / DUP */
-            constexpr int DUP = 32 / (8 * PF);
-            painn_transpose_reduce<8 * PF, 16>(v, lane);
-            const int idx = lane / DUP, k = idx / 8;
+            constexpr int DUP = 32 / (4 * PF);
+            painn_transpose_reduce<4 * PF, 16>(v, lane);
+            const int idx = lane / DUP, k = idx / 4;
             if (lane % DUP == 0 && k < cnt) {
-                const int p = p_first + q + k, dir = (idx / 4) % 2;
-                float *slot = reinterpret_cast<float *>(a.edge_grad + (size_t)(2 * p + dir) * G +
-                                                        blockIdx.y);
+                const int p = p_first + q + k;
+                float *slot = reinterpret_cast<float *>(a.edge_grad + (size_t)p * G + blockIdx.y);
                 slot[idx % 4] = v[0];
             }
             if (CHAIN) {
@@ -459,7 +458,7 @@ cudaError_t launch_backward(const painn_cuda *c, int l, cudaStream_t s)
     a.s_in = c->s_in + l * nH;
     a.v_in = CHAIN ? c->v_in + l * 3 * nH : nullptr;
     a.gs_mid = c->gs_mid, a.gv_mid = c->gv_mid;
-    a.edge_grad = c->edge_grad + (size_t)l * 2 * c->pair_rows * c->edge_groups;
+    a.edge_grad = c->edge_grad + l * painn_edge_grad_rows(c);
     if (CHAIN) {
         a.v_mid_prev = c->v_mid + (l - 1) * 3 * nH;
         a.upd_prev = c->upd + (l - 1) * 3 * nH;
