@@ -325,7 +325,7 @@ __global__ void __launch_bounds__(32 * PAIR_WARPS, 8)
     pair_message_backward_kernel(pair_backward_args a)
 {
     painn_grid_begin();
-        constexpr int PF = CHAIN ? PAIR_PREFETCH_CHAIN : PAIR_PREFETCH;
+    constexpr int PF = CHAIN ? PAIR_PREFETCH_CHAIN : PAIR_PREFETCH;
     extern __shared__ float4 pair_smem4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, c = 32 * blockIdx.y + lane;
     const int G = gridDim.y;
