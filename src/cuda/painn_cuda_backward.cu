@@ -73,24 +73,13 @@ __global__ void pair_forces_kernel(int L, size_t layer_rows, const painn_cuda_co
     for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < n_pairs; p += gridDim.x * blockDim.x) {
         float GD = 0.0f, Ux = 0.0f, Uy = 0.0f, Uz = 0.0f;
         for (int l = 0; l < L; l++) {
-            if (PER_PAIR) {
-                const float4 *g = edge_grad + l * layer_rows + (size_t)p * G;
-                float4 a[G];
-#pragma unroll
-                for (int q = 0; q < G; q++) a[q] = g[q];
-#pragma unroll
-                for (int q = 0; q < G; q++) {
-                    GD += a[q].x;
-                    Ux += a[q].y;
-                    Uy += a[q].z;
-                    Uz += a[q].w;
-                }
-                continue;
-            }
-            const float4 *g = edge_grad + l * layer_rows + 2 * (size_t)p * G;
+            /* a: the edge lo -> hi, b: the edge hi -> lo; PER_PAIR: a holds
+             * both (G_D, G_U) and b is 0 */
+            const float4 *g = edge_grad + l * layer_rows + (PER_PAIR ? 1 : 2) * (size_t)p * G;
             float4 a[G], b[G];
 #pragma unroll
-            for (int q = 0; q < G; q++) a[q] = g[q], b[q] = g[G + q];
+            for (int q = 0; q < G; q++)
+                a[q] = g[q], b[q] = PER_PAIR ? make_float4(0.f, 0.f, 0.f, 0.f) : g[G + q];
 #pragma unroll
             for (int q = 0; q < G; q++) {
                 GD += a[q].x + b[q].x;
