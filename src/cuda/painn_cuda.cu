@@ -148,6 +148,7 @@ int alloc_state(painn_cuda *c, const molecule_batch *t, dm_error *err)
         device_alloc(c, &c->pair_r, P, "pair vectors", err) ||
         device_alloc(c, &c->pair_force, P, "pair forces", err) ||
         device_alloc(c, &c->counts, 1, "counts", err) ||
+        device_alloc(c, &c->mol_scan, (size_t)c->n_molecules + 1, "molecule scan", err) ||
         (!c->pair_messages &&
          device_alloc(c, &c->filter_out, 2 * L * P * 3 * H, "filters", err)) ||
         device_alloc(c, &c->s_in, L * n * H, "scalar features", err) ||
@@ -175,6 +176,7 @@ int alloc_state(painn_cuda *c, const molecule_batch *t, dm_error *err)
     CUDA_TRY(cudaMemset(c->v_in, 0, sizeof(float) * n * 3 * H));
     CUDA_TRY(cudaMemset(c->pos, 0, sizeof(float) * 3 * n));
     CUDA_TRY(cudaMemset(c->counts, 0, sizeof(painn_cuda_counts)));
+    CUDA_TRY(cudaMemset(c->mol_scan, 0, sizeof(unsigned long long) * (c->n_molecules + 1)));
     CUDA_TRY(cudaMallocHost((void **)&c->host_pos, sizeof(float) * 3 * n));
     CUDA_TRY(cudaMallocHost((void **)&c->host_forces, sizeof(float) * 3 * n));
     CUDA_TRY(cudaMallocHost((void **)&c->host_counts, sizeof(painn_cuda_counts)));
@@ -288,6 +290,7 @@ int painn_cuda_create(painn_cuda **out, const painn_model *m, const molecule_bat
     cudaDeviceProp prop;
     do {
         if (edge_capacity(t, o.max_neighbors, &c->edge_cap, &max_mol, err)) break;
+        c->max_mol = max_mol;
         c->pair_cap = (c->edge_cap + 1) / 2;
         c->pair_rows = (c->pair_cap + PAINN_CUDA_PAIR_ROW_ALIGN - 1) / PAINN_CUDA_PAIR_ROW_ALIGN *
                        PAINN_CUDA_PAIR_ROW_ALIGN;
@@ -327,6 +330,7 @@ int painn_cuda_create(painn_cuda **out, const painn_model *m, const molecule_bat
 void painn_cuda_destroy(painn_cuda *c)
 {
     if (!c) return;
+
     if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
     if (c->graph) cudaGraphDestroy(c->graph);
     if (c->capture_stream) cudaStreamDestroy(c->capture_stream);
@@ -334,6 +338,7 @@ void painn_cuda_destroy(painn_cuda *c)
         c->species,     c->mol_start, c->atom_mol,    c->pos,       c->forces,     c->energies,
         c->atom_energy, c->n_nb,      c->n_lower,     c->row_start, c->pair_start, c->edge_src,
         c->edge_pair,   c->pair_lo,   c->pair_hi,     c->pair_u,    c->pair_r,     c->counts,
+        c->mol_scan,
         c->filter_out,  c->s_in,      c->v_in,        c->X,         c->v_mid,      c->h3,
         c->a3,          c->upd,       c->Gout,        c->gvp,       c->Gh3,        c->gs_mid,
         c->gv_mid,      c->edge_grad, c->w.embedding, c->w.centers, c->w.widths,   c->w.W1,

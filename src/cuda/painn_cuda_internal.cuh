@@ -73,7 +73,7 @@ struct painn_weights {
 struct painn_cuda {
     int H, L, K;
     float cutoff;
-    int n_atoms, n_molecules;
+    int n_atoms, n_molecules, max_mol; /* max_mol: atoms of the largest molecule */
     long edge_cap, pair_cap, pair_rows;
     int max_neighbors;
     int sm_count, clock_khz;
@@ -91,6 +91,10 @@ struct painn_cuda {
     int *edge_src, *edge_pair, *pair_lo, *pair_hi;
     float4 *pair_u, *pair_r; /* (u, d) and (r, 0) of r = x_lo - x_hi */
     painn_cuda_counts *counts;
+    /* the per-molecule neighbour kernel's scan across molecules: [0] holds
+     * the ticket and the epoch (two unsigned ints), [1 + m] molecule m's
+     * status (painn_cuda_neighbors.cu) */
+    unsigned long long *mol_scan;
 
     painn_weights w;
     /* pair filters as a cubic Hermite table (painn_cuda_filter_table.cu):
@@ -237,15 +241,20 @@ __device__ __forceinline__ float painn_silu_grad(float x)
     return sig * (1.0f + x * (1.0f - sig));
 }
 
-/* |x_i - x_j|^2 from the position planes. Symmetric in (i, j) bit for bit,
- * so that j is i's neighbour exactly when i is j's. */
-__device__ __forceinline__ float painn_dist2(const float *pos, int n, int i, int j)
+/* |a - b|^2 of two points. Symmetric in (a, b) bit for bit, so that j is
+ * i's neighbour exactly when i is j's. */
+__device__ __forceinline__ float painn_dist2_of(float ax, float ay, float az, float bx, float by,
+                                                float bz)
 {
     /* explicit rounding: never contracted to FMA differently in two kernels */
-    float dx = __fsub_rn(pos[i], pos[j]);
-    float dy = __fsub_rn(pos[n + i], pos[n + j]);
-    float dz = __fsub_rn(pos[2 * n + i], pos[2 * n + j]);
+    float dx = __fsub_rn(ax, bx), dy = __fsub_rn(ay, by), dz = __fsub_rn(az, bz);
     return __fadd_rn(__fadd_rn(__fmul_rn(dx, dx), __fmul_rn(dy, dy)), __fmul_rn(dz, dz));
+}
+
+/* |x_i - x_j|^2 from the position planes. */
+__device__ __forceinline__ float painn_dist2(const float *pos, int n, int i, int j)
+{
+    return painn_dist2_of(pos[i], pos[n + i], pos[2 * n + i], pos[j], pos[n + j], pos[2 * n + j]);
 }
 
 __device__ __forceinline__ float painn_warp_sum(float v)

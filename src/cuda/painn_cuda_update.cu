@@ -33,27 +33,39 @@ struct epi_bias {
     }
 };
 
-/* s = s_mid + a, v = v_mid g1 + (M v_mid) g2, thread per (atom, channel). */
+/* s = s_mid + a, v = v_mid g1 + (M v_mid) g2, thread per atom and four
+ * channels (16-byte loads and stores; H a multiple of 4). */
 __global__ void update_apply_kernel(int n, int H, const float *__restrict__ X,
                                     const float *__restrict__ v_mid, const float *__restrict__ upd,
                                     painn_mixing M, float *__restrict__ s_next,
                                     float *__restrict__ v_next)
 {
     painn_grid_begin();
-    const long total = (long)n * H;
+    const int quads = H / 4;
+    const long total = (long)n * quads;
     for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total;
          t += (long)gridDim.x * blockDim.x) {
-        const long j = t / H;
-        const int c = (int)(t % H);
-        const float *u = upd + j * 3 * H;
-        s_next[j * H + c] = X[j * 2 * H + c] + u[c];
-        const float g1 = u[H + c], g2 = u[2 * H + c];
+        const long j = t / quads;
+        const int c = 4 * (int)(t - j * quads);
+        const float *u = upd + j * 3 * H + c;
+        const float4 a = load4(u), g1 = load4(u + H), g2 = load4(u + 2 * H);
         const float *vm = v_mid + j * 3 * H + c;
-        const float v0 = vm[0], v1 = vm[H], v2 = vm[2 * H];
+        const float4 v0 = load4(vm), v1 = load4(vm + H), v2 = load4(vm + 2 * H);
+        store4(s_next + j * H + c, add4(load4(X + j * 2 * H + c), a));
+        /* per channel q: v_x g1 + (M v)_x g2 */
+        const auto gate = [&](int x) {
+            const float *m = M.m + 3 * x;
+            const float4 mv = make_float4(m[0] * v0.x + m[1] * v1.x + m[2] * v2.x,
+                                          m[0] * v0.y + m[1] * v1.y + m[2] * v2.y,
+                                          m[0] * v0.z + m[1] * v1.z + m[2] * v2.z,
+                                          m[0] * v0.w + m[1] * v1.w + m[2] * v2.w);
+            const float4 vx = x == 0 ? v0 : x == 1 ? v1 : v2;
+            return add4(mul4(vx, g1), mul4(mv, g2));
+        };
         float *vn = v_next + j * 3 * H + c;
-        vn[0] = v0 * g1 + (M.m[0] * v0 + M.m[1] * v1 + M.m[2] * v2) * g2;
-        vn[H] = v1 * g1 + (M.m[3] * v0 + M.m[4] * v1 + M.m[5] * v2) * g2;
-        vn[2 * H] = v2 * g1 + (M.m[6] * v0 + M.m[7] * v1 + M.m[8] * v2) * g2;
+        store4(vn, gate(0));
+        store4(vn + H, gate(1));
+        store4(vn + 2 * H, gate(2));
     }
 }
 
@@ -78,7 +90,7 @@ cudaError_t painn_launch_update_forward(const painn_cuda *c, int l, cudaStream_t
     epi_bias e2 = {c->upd + l * 3 * nH, c->w.b4 + (size_t)l * 3 * H, 3 * H};
     err = gemm_launch(op2, N2, n, g2, e2, c->use_pdl, s);
     if (err != cudaSuccess || last) return err; /* the readout applies the last one */
-    unsigned blocks = painn_grid((long)nH, 256, c->sm_count, 16);
+    unsigned blocks = painn_grid((long)nH / 4, 256, c->sm_count, 16);
     painn_launch(c->use_pdl, update_apply_kernel, blocks, 256, 0, s, n, H, c->X + l * 2 * nH,
                  c->v_mid + l * 3 * nH, c->upd + l * 3 * nH, c->w.mixing[l], c->s_in + (l + 1) * nH,
                  c->v_in + (l + 1) * 3 * nH);

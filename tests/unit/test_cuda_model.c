@@ -369,39 +369,70 @@ static int create_ctx(const painn_model *m, const molecule_batch *b, int max_nb,
     return 0;
 }
 
-/* Edge count on the device equals the float64 count of pairs within rc. */
-static void test_neighbor_counts(void)
+/* Directed edges within rc of geometry x, counted in float64 on the host. */
+static long host_edge_count(const molecule_batch *b, const double *x, double rc)
+{
+    long count = 0;
+    for (int mol = 0; mol < b->n_molecules; mol++)
+        for (int i = b->offset[mol]; i < b->offset[mol + 1]; i++)
+            for (int j = b->offset[mol]; j < b->offset[mol + 1]; j++) {
+                if (i == j) continue;
+                double d2 = 0;
+                for (int c = 0; c < 3; c++) d2 += pow(x[3 * i + c] - x[3 * j + c], 2);
+                count += sqrt(d2) <= rc;
+            }
+    return count;
+}
+
+/* Edge count on the device equals the float64 count of pairs within rc, in
+ * `evaluations` evaluations alternating between two geometries (the second
+ * moves every atom by ~0.3 Å, so the lists change). */
+static void neighbor_counts_for(unsigned long long seed, int n_mol, int cluster, int evaluations)
 {
     painn_model m = {0};
     molecule_batch b = {0};
-    test_rng rng = {505};
+    test_rng rng = {seed};
     painn_cuda *ctx = NULL;
     dm_error err = {{0}};
     CU_ASSERT_FATAL(test_load_model("21k", &m) == 0);
-    CU_ASSERT_FATAL(random_batch(&rng, 30, 512, &b) == 0);
+    CU_ASSERT_FATAL(random_batch(&rng, n_mol, cluster, &b) == 0);
     CU_ASSERT_FATAL(create_ctx(&m, &b, 0, &ctx) == 0);
-    long expected = 0;
-    for (int mol = 0; mol < b.n_molecules; mol++)
-        for (int i = b.offset[mol]; i < b.offset[mol + 1]; i++)
-            for (int j = b.offset[mol]; j < b.offset[mol + 1]; j++) {
-                if (i == j) continue;
-                double d2 = 0;
-                for (int c = 0; c < 3; c++)
-                    d2 += pow(b.positions[3 * i + c] - b.positions[3 * j + c], 2);
-                expected += sqrt(d2) <= m.cutoff;
-            }
-    painn_cuda_counts k;
-    CU_ASSERT_FATAL(painn_cuda_upload_positions(ctx, b.positions, 0, &err) == 0);
-    CU_ASSERT_FATAL(painn_cuda_evaluate_graph(ctx, 0, &err) == 0);
-    CU_ASSERT_FATAL(painn_cuda_check(ctx, &k, 0, &err) == 0);
-    printf("\n  %d atoms: %d edges on the device, %ld on the host (float64), %d pairs ", b.n_atoms,
-           k.n_edges, expected, k.n_pairs);
-    CU_ASSERT(k.n_edges == expected);
-    CU_ASSERT(2 * k.n_pairs == k.n_edges);
-    CU_ASSERT(k.overflow == 0);
+    double *moved = malloc(sizeof(double) * 3 * b.n_atoms);
+    for (int k = 0; k < 3 * b.n_atoms; k++) moved[k] = b.positions[k] + 0.3 * test_normal(&rng);
+    const long expected[2] = {host_edge_count(&b, b.positions, m.cutoff),
+                              host_edge_count(&b, moved, m.cutoff)};
+    int agree = 0;
+    painn_cuda_counts k = {0};
+    for (int e = 0; e < evaluations; e++) {
+        const double *x = e % 2 ? moved : b.positions;
+        CU_ASSERT_FATAL(painn_cuda_upload_positions(ctx, x, 0, &err) == 0);
+        CU_ASSERT_FATAL(painn_cuda_evaluate_graph(ctx, 0, &err) == 0);
+        CU_ASSERT_FATAL(painn_cuda_check(ctx, &k, 0, &err) == 0);
+        agree += k.n_edges == expected[e % 2] && 2 * k.n_pairs == k.n_edges && !k.overflow;
+    }
+    printf("\n  %d molecules, %d atoms: %d edges on the device, %ld on the host (float64), "
+           "%d pairs; %d of %d evaluations agree ",
+           b.n_molecules, b.n_atoms, k.n_edges, expected[(evaluations - 1) % 2], k.n_pairs, agree,
+           evaluations);
+    CU_ASSERT(expected[0] != expected[1]);
+    CU_ASSERT(agree == evaluations);
+    free(moved);
     painn_cuda_destroy(ctx);
     molecule_batch_free(&b);
     painn_model_free(&m);
+}
+
+/* with a 512-atom cluster: the lists over the whole GPU (four kernels) */
+static void test_neighbor_counts(void)
+{
+    neighbor_counts_for(505, 30, 512, 2);
+}
+
+/* molecules of at most 74 atoms: a block per molecule, the scan across
+ * molecules over more evaluations than its epoch counts (4) */
+static void test_neighbor_counts_by_molecule(void)
+{
+    neighbor_counts_for(515, 300, 0, 9);
 }
 
 typedef struct result {
@@ -802,7 +833,8 @@ int main(void)
                TEST_CASE(test_golden_21k), TEST_CASE(test_random_batch_427k_small),
                TEST_CASE(test_random_batch_427k_with_cluster),
                TEST_CASE(test_random_batch_77k_with_cluster), TEST_CASE(test_random_batch_21k));
-    TEST_SUITE("cuda_device", TEST_CASE(test_neighbor_counts), TEST_CASE(test_determinism),
+    TEST_SUITE("cuda_device", TEST_CASE(test_neighbor_counts),
+               TEST_CASE(test_neighbor_counts_by_molecule), TEST_CASE(test_determinism),
                TEST_CASE(test_batch_equals_single_427k), TEST_CASE(test_batch_equals_single_21k),
                TEST_CASE(test_tile_shapes_agree), TEST_CASE(test_pair_path_427k),
                TEST_CASE(test_pair_path_77k), TEST_CASE(test_pair_path_21k),
