@@ -330,22 +330,23 @@ int painn_cuda_create(painn_cuda **out, const painn_model *m, const molecule_bat
 void painn_cuda_destroy(painn_cuda *c)
 {
     if (!c) return;
-
     if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
     if (c->graph) cudaGraphDestroy(c->graph);
     if (c->capture_stream) cudaStreamDestroy(c->capture_stream);
     void *device[] = {
-        c->species,     c->mol_start, c->atom_mol,    c->pos,       c->forces,     c->energies,
-        c->atom_energy, c->n_nb,      c->n_lower,     c->row_start, c->pair_start, c->edge_src,
-        c->edge_pair,   c->pair_lo,   c->pair_hi,     c->pair_u,    c->pair_r,     c->counts,
-        c->mol_scan,
-        c->filter_out,  c->s_in,      c->v_in,        c->X,         c->v_mid,      c->h3,
-        c->a3,          c->upd,       c->Gout,        c->gvp,       c->Gh3,        c->gs_mid,
-        c->gv_mid,      c->edge_grad, c->w.embedding, c->w.centers, c->w.widths,   c->w.W1,
-        c->w.b1,        c->w.W2,      c->w.b2,        c->w.W3,      c->w.b3,       c->w.W3T,
-        c->w.W4,        c->w.b4,      c->w.W4T,       c->w.W5,      c->w.b5,       c->w.W6,
-        c->w.b6,        c->w.W7,      c->w.b7,        c->w.W5T,     c->w.W6T,      c->filter_table,
-        c->msg_blocks,  c->pair_force,  c->w.W3_f64,  c->w.W3T_f64,   c->w.W4_f64,  c->w.W4T_f64};
+        c->species,      c->mol_start,   c->atom_mol,     c->pos,          c->forces,
+        c->energies,     c->atom_energy, c->n_nb,         c->n_lower,      c->row_start,
+        c->pair_start,   c->edge_src,    c->edge_pair,    c->pair_lo,      c->pair_hi,
+        c->pair_u,       c->pair_r,      c->counts,       c->mol_scan,     c->filter_out,
+        c->s_in,         c->v_in,        c->X,            c->v_mid,        c->h3,
+        c->a3,           c->upd,         c->Gout,         c->gvp,          c->Gh3,
+        c->gs_mid,       c->gv_mid,      c->edge_grad,    c->pair_force,   c->msg_blocks,
+        c->filter_table, c->w.embedding, c->w.centers,    c->w.widths,     c->w.W1,
+        c->w.b1,         c->w.W2,        c->w.b2,         c->w.W3,         c->w.b3,
+        c->w.W3T,        c->w.W4,        c->w.b4,         c->w.W4T,        c->w.W5,
+        c->w.b5,         c->w.W6,        c->w.b6,         c->w.W7,         c->w.b7,
+        c->w.W5T,        c->w.W6T,       c->w.W3_f64,     c->w.W3T_f64,    c->w.W4_f64,
+        c->w.W4T_f64};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++)
         if (device[i]) cudaFree(device[i]);
     if (c->host_pos) cudaFreeHost(c->host_pos);

@@ -92,8 +92,8 @@ struct painn_cuda {
     float4 *pair_u, *pair_r; /* (u, d) and (r, 0) of r = x_lo - x_hi */
     painn_cuda_counts *counts;
     /* the per-molecule neighbour kernel's scan across molecules: [0] holds
-     * the ticket and the epoch (two unsigned ints), [1 + m] molecule m's
-     * status (painn_cuda_neighbors.cu) */
+     * the count of blocks that have read the epoch, and the epoch (two
+     * unsigned ints), [1 + m] molecule m's status (painn_cuda_neighbors.cu) */
     unsigned long long *mol_scan;
 
     painn_weights w;

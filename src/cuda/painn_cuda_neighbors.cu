@@ -65,10 +65,13 @@ __device__ void count_atom(const neighbor_args &a, int j, int lane)
     for (int c = lane; c < a.H; c += 32) a.s0[(size_t)j * a.H + c] = e[c];
 }
 
-/* Exclusive prefix sum over the block of one int per thread (x0, x1 at once). */
+/* Exclusive prefix sum over a block of THREADS threads of one int per thread
+ * (x0, x1 at once), with the block's totals. */
+template <int THREADS>
 __device__ void block_exclusive_scan2(int &x0, int &x1, int &total0, int &total1)
 {
-    __shared__ int warp0[SCAN_THREADS / 32], warp1[SCAN_THREADS / 32];
+    constexpr int WARPS = THREADS / 32;
+    __shared__ int warp0[WARPS], warp1[WARPS];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int in0 = x0, in1 = x1;
     for (int o = 1; o < 32; o <<= 1) {
@@ -84,7 +87,7 @@ __device__ void block_exclusive_scan2(int &x0, int &x1, int &total0, int &total1
     }
     __syncthreads();
     if (warp == 0) {
-        int w0 = warp0[lane], w1 = warp1[lane];
+        int w0 = lane < WARPS ? warp0[lane] : 0, w1 = lane < WARPS ? warp1[lane] : 0;
         for (int o = 1; o < 32; o <<= 1) {
             int y0 = __shfl_up_sync(0xffffffffu, w0, o), y1 = __shfl_up_sync(0xffffffffu, w1, o);
             if (lane >= o) {
@@ -92,15 +95,17 @@ __device__ void block_exclusive_scan2(int &x0, int &x1, int &total0, int &total1
                 w1 += y1;
             }
         }
-        warp0[lane] = w0; /* inclusive over warps */
-        warp1[lane] = w1;
+        if (lane < WARPS) {
+            warp0[lane] = w0; /* inclusive over warps */
+            warp1[lane] = w1;
+        }
     }
     __syncthreads();
     int before0 = warp ? warp0[warp - 1] : 0, before1 = warp ? warp1[warp - 1] : 0;
     x0 = before0 + x0 - in0;
     x1 = before1 + x1 - in1;
-    total0 = warp0[SCAN_THREADS / 32 - 1];
-    total1 = warp1[SCAN_THREADS / 32 - 1];
+    total0 = warp0[WARPS - 1];
+    total1 = warp1[WARPS - 1];
 }
 
 /* Step 2, by one block of SCAN_THREADS: row_start = exclusive scan of n_nb,
@@ -114,7 +119,7 @@ __device__ void scan_counts(const neighbor_args &a)
     for (int base = 0; base < n; base += SCAN_THREADS) {
         const int i = base + threadIdx.x;
         int x0 = i < n ? a.n_nb[i] : 0, x1 = i < n ? a.n_lower[i] : 0, total0, total1;
-        block_exclusive_scan2(x0, x1, total0, total1);
+        block_exclusive_scan2<SCAN_THREADS>(x0, x1, total0, total1);
         if (i < n) {
             a.row_start[i] = carry0 + x0;
             a.pair_start[i] = carry1 + x1;
@@ -229,6 +234,12 @@ __global__ void pair_geometry_kernel(neighbor_args a)
 constexpr int MOL_MAX_ATOMS = 128, MOL_THREADS = 256, MOL_WORDS = MOL_MAX_ATOMS / 32;
 static_assert(MOL_THREADS >= MOL_MAX_ATOMS, "a thread per atom in the scans");
 
+/* The mask of bits 0..b-1 (none for b <= 0, all for b >= 32). */
+__device__ __forceinline__ unsigned bits_below(int b)
+{
+    return b <= 0 ? 0u : b >= 32 ? ~0u : (1u << b) - 1u;
+}
+
 /* Molecule m's status in the scan across molecules, one 64-bit word: flag
  * (2 bits: 0 not yet, 1 its own totals, 2 the totals of molecules 0..m),
  * the epoch of the evaluation that wrote it (2 bits: a word left by the
@@ -289,9 +300,10 @@ __device__ int2 scan_molecules(unsigned long long *status, int m, unsigned epoch
     for (int base = m - 1; base >= 0; base -= MOL_THREADS) {
         const int k = base - t;
         unsigned long long w = scan_word(SCAN_PREFIX, epoch, 0, 0); /* before molecule 0 */
-        if (k >= 0) do
-                w = *(volatile unsigned long long *)(status + k);
+        if (k >= 0) {
+            do w = *(volatile unsigned long long *)(status + k);
             while (scan_flag(w) == SCAN_NOT_YET || scan_epoch(w) != (epoch & 3u));
+        }
         if (t == 0) newest_prefix = MOL_THREADS;
         __syncthreads();
         if (scan_flag(w) == SCAN_PREFIX) atomicMin(&newest_prefix, t);
@@ -311,28 +323,6 @@ __device__ int2 scan_molecules(unsigned long long *status, int m, unsigned epoch
     if (t == 0 && m > 0)
         atomicExch(status + m, scan_word(SCAN_PREFIX, epoch, before_e + e, before_p + p));
     return make_int2(before_e, before_p);
-}
-
-/* Exclusive prefix sums over the block (MOL_THREADS) of x0 and x1. */
-__device__ void mol_block_scan2(int &x0, int &x1, int &total0, int &total1)
-{
-    __shared__ int warp0[MOL_THREADS / 32], warp1[MOL_THREADS / 32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int in0 = x0, in1 = x1;
-    for (int o = 1; o < 32; o <<= 1) {
-        int y0 = __shfl_up_sync(0xffffffffu, x0, o), y1 = __shfl_up_sync(0xffffffffu, x1, o);
-        if (lane >= o) x0 += y0, x1 += y1;
-    }
-    if (lane == 31) warp0[warp] = x0, warp1[warp] = x1;
-    __syncthreads();
-    int before0 = 0, before1 = 0;
-    total0 = total1 = 0;
-    for (int w = 0; w < MOL_THREADS / 32; w++) {
-        if (w < warp) before0 += warp0[w], before1 += warp1[w];
-        total0 += warp0[w], total1 += warp1[w];
-    }
-    x0 = before0 + x0 - in0;
-    x1 = before1 + x1 - in1;
 }
 
 /* Layer 0's s = embedding[Z] for the molecule's atoms, four channels per
@@ -391,9 +381,7 @@ __global__ void __launch_bounds__(MOL_THREADS) neighbors_by_molecule_kernel(neig
             const unsigned ballot = __ballot_sync(0xffffffffu, is_near);
             if (lane == 0) near[jl][w] = ballot;
             total += __popc(ballot);
-            lower += __popc(ballot & (32 * w + 32 <= jl ? 0xffffffffu
-                                      : 32 * w >= jl    ? 0u
-                                                        : (1u << (jl - 32 * w)) - 1u));
+            lower += __popc(ballot & bits_below(jl - 32 * w));
         }
         if (lane == 0) row0[jl] = total, pair0[jl] = lower;
     }
@@ -401,7 +389,7 @@ __global__ void __launch_bounds__(MOL_THREADS) neighbors_by_molecule_kernel(neig
 
     /* 2. offsets within the molecule; its totals published */
     int x0 = t < n_m ? row0[t] : 0, x1 = t < n_m ? pair0[t] : 0, e_m, p_m;
-    mol_block_scan2(x0, x1, e_m, p_m);
+    block_exclusive_scan2<MOL_THREADS>(x0, x1, e_m, p_m);
     unsigned long long *status = a.mol_scan + 1;
     if (t == 0)
         atomicExch(status + m, scan_word(m == 0 ? SCAN_PREFIX : SCAN_OWN, s_epoch, e_m, p_m));
@@ -427,7 +415,7 @@ __global__ void __launch_bounds__(MOL_THREADS) neighbors_by_molecule_kernel(neig
      * i -> j with i < j is pair pair0[j] + k (k: its position in j's row),
      * one with i > j the pair (j, i), at j's position among i's senders;
      * each pair's geometry by the lane of its edge lo -> hi */
-    const unsigned below = (1u << lane) - 1u;
+    const unsigned below = bits_below(lane);
     for (int jl = warp; jl < n_m; jl += warps) {
         const int j = begin + jl, row = row0[jl];
         int filled = 0;
@@ -446,7 +434,7 @@ __global__ void __launch_bounds__(MOL_THREADS) neighbors_by_molecule_kernel(neig
                 } else {
                     int pos = 0; /* j among i's senders (all below i) */
                     for (int v = 0; v < jl / 32; v++) pos += __popc(near[il][v]);
-                    pos += __popc(near[il][jl / 32] & ((1u << (jl % 32)) - 1u));
+                    pos += __popc(near[il][jl / 32] & bits_below(jl % 32));
                     a.edge_pair[row + k] = pair0[il] + pos;
                 }
             }
