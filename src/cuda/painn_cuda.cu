@@ -72,10 +72,6 @@ int upload_weights(painn_cuda *c, const painn_model *m, dm_error *err)
         upload_matrix(c, &w->b3, b3.data(), L, 1, H, false, "b3", err) ||
         upload_matrix(c, &w->W4, W4.data(), L, 3 * H, H, false, "W4", err) ||
         upload_matrix(c, &w->W4T, W4.data(), L, 3 * H, H, true, "W4^T", err) ||
-        upload_matrix(c, &w->W3_f64, W3.data(), L, H, 2 * H, false, "W3 (float64)", err) ||
-        upload_matrix(c, &w->W3T_f64, W3.data(), L, H, 2 * H, true, "W3^T (float64)", err) ||
-        upload_matrix(c, &w->W4_f64, W4.data(), L, 3 * H, H, false, "W4 (float64)", err) ||
-        upload_matrix(c, &w->W4T_f64, W4.data(), L, 3 * H, H, true, "W4^T (float64)", err) ||
         upload_matrix(c, &w->b4, b4.data(), L, 1, 3 * H, false, "b4", err) ||
         ONE(&w->W5, m->W5, H / 2, H, "W5") || ONE(&w->b5, m->b5, 1, H / 2, "b5") ||
         ONE(&w->W6, m->W6, H / 4, H / 2, "W6") || ONE(&w->b6, m->b6, 1, H / 4, "b6") ||
@@ -345,8 +341,7 @@ void painn_cuda_destroy(painn_cuda *c)
         c->w.b1,         c->w.W2,        c->w.b2,         c->w.W3,         c->w.b3,
         c->w.W3T,        c->w.W4,        c->w.b4,         c->w.W4T,        c->w.W5,
         c->w.b5,         c->w.W6,        c->w.b6,         c->w.W7,         c->w.b7,
-        c->w.W5T,        c->w.W6T,       c->w.W3_f64,     c->w.W3T_f64,    c->w.W4_f64,
-        c->w.W4T_f64};
+        c->w.W5T,        c->w.W6T};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++)
         if (device[i]) cudaFree(device[i]);
     if (c->host_pos) cudaFreeHost(c->host_pos);

@@ -2,8 +2,8 @@
  * the float64 tensor cores.
  *
  * A is [M][K] float32 row-major (M rows of per-atom activations), B is [N][K]
- * row-major (a PyTorch Linear weight [out][in], or its transpose) held in
- * float64 with float32 values, so C[m][n] = sum_k A[m][k] B[n][k]:
+ * float32 row-major (a PyTorch Linear weight [out][in], or its transpose),
+ * and C[m][n] = sum_k A[m][k] B[n][k], both operands widened to float64:
  *   acc = 0;  acc = A[m][k0:k0+16] . B[n][k0:k0+16] + acc  for k0 = 0, 16, ..., K-16
  * with one mma.m16n8k16.f64 per step, then C = (float)acc, once. Each
  * product of two float32 numbers is exact in float64 and the sum is carried
@@ -16,14 +16,17 @@
  * result never depends on which of those tiles computed it; the tiny shape
  * (few rows) sums in float32 and agrees to float32 rounding.
  *
- * Tiles: BM x BN per block, BK-deep slices of A (float32) and B (float64)
- * copied asynchronously into shared memory, STAGES of them in flight; each
- * warp owns 16 MT rows x 8 NT columns. A fragments are widened to float64
- * as they are read from shared memory (each A element by one warp only).
- * Three shapes, chosen per launch from the row capacity: "big" (128 x 32,
- * 8 warps) for throughput, "small" (64 x 32, 4 warps) for batches of a few
- * thousand atoms, and for latency when only a few rows exist "tiny", a
- * float32 FFMA kernel (below). */
+ * Tiles: BM x BN per block, BK-deep slices of A and B (float32) copied
+ * asynchronously into shared memory, STAGES of them in flight; each warp
+ * owns 16 MT rows x 8 NT columns. Fragments are widened to float64 as they
+ * are read from shared memory. Three shapes, chosen per launch from the row
+ * capacity: "big" (128 x 64, 8 warps of 32 x 32) for throughput, "small"
+ * (64 x 32, 4 warps of 16 x 32) for batches of a few thousand atoms, and for
+ * latency when only a few rows exist "tiny", a float32 FFMA kernel (below).
+ * Measured on an H200, MD of 256 alanine dipeptides (5,632 rows, 427k
+ * model): the N = 384 GEMM 19.0 -> 16.5 us with big tiles of 128 x 64
+ * instead of 128 x 32 (8 warps of 16 x 32); B held in float64 in shared
+ * memory (as before) or in float32 made no difference. */
 #ifndef DISTILMD_PAINN_CUDA_GEMM_CUH
 #define DISTILMD_PAINN_CUDA_GEMM_CUH
 
@@ -60,16 +63,14 @@ __device__ __forceinline__ float4 mul4(float4 a, float4 b)
     return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w);
 }
 
-/* A: [rows][lda] float32 (lda and A 16-byte aligned); B: [N][ldb], the same
- * float32 values in float64 (tensor-core shapes) and float32 (tiny shape),
+/* A: [rows][lda] float32 (lda and A 16-byte aligned); B: [N][ldb] float32,
  * K columns used (K a multiple of 32). Valid rows: *m_device when set (a
  * count that lives on the GPU), else m_host; the grid is sized for the
  * capacity and tiles past the valid rows return. */
 struct gemm_operands {
     const float *A;
     int lda;
-    const double *B;
-    const float *B32;
+    const float *B;
     int ldb;
     int K;
     const int *m_device;
@@ -101,33 +102,33 @@ struct gemm_tile {
     static constexpr int MIN_BLOCKS = 512 / THREADS; /* up to 128 registers a thread */
     static constexpr int ALD = BK + 4, BLD = BK + 4; /* conflict-free fragment reads */
     static constexpr size_t A_BYTES = sizeof(float) * BM * ALD;
-    static constexpr size_t STAGE_BYTES = A_BYTES + sizeof(double) * BN * BLD;
+    static constexpr size_t STAGE_BYTES = A_BYTES + sizeof(float) * BN * BLD;
     static constexpr size_t SMEM = STAGES * STAGE_BYTES;
     static_assert(MT * 16 * WARPS_M == BM && NT * 8 * WARPS_N == BN, "tile shape");
 };
 
-using gemm_big = gemm_tile<128, 32, 8, 1, 3>;
+using gemm_big = gemm_tile<128, 64, 4, 2, 3>;
 using gemm_small = gemm_tile<64, 32, 4, 1, 3>;
 
 /* Slice [k0, k0 + BK) of the block's rows of A and columns of B into one
  * stage: 16-byte asynchronous copies; rows of A at or past `valid` are zero. */
 template <class T>
 __device__ __forceinline__ void gemm_load_stage(const gemm_operands &op, const float *A,
-                                                const double *B, int valid, int k0,
+                                                const float *B, int valid, int k0,
                                                 unsigned char *stage, int tid)
 {
     float *As = reinterpret_cast<float *>(stage);
-    double *Bs = reinterpret_cast<double *>(stage + T::A_BYTES);
-    constexpr int A_QUADS = T::BK / 4, B_PAIRS = T::BK / 2;
-    for (int i = tid; i < T::BM * A_QUADS; i += T::THREADS) {
-        const int r = i / A_QUADS, k = 4 * (i % A_QUADS);
+    float *Bs = reinterpret_cast<float *>(stage + T::A_BYTES);
+    constexpr int QUADS = T::BK / 4; /* 16-byte copies per row */
+    for (int i = tid; i < T::BM * QUADS; i += T::THREADS) {
+        const int r = i / QUADS, k = 4 * (i % QUADS);
         if (r < valid)
             __pipeline_memcpy_async(As + r * T::ALD + k, A + (size_t)r * op.lda + k0 + k, 16);
         else
             *reinterpret_cast<float4 *>(As + r * T::ALD + k) = make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    for (int i = tid; i < T::BN * B_PAIRS; i += T::THREADS) {
-        const int r = i / B_PAIRS, k = 2 * (i % B_PAIRS);
+    for (int i = tid; i < T::BN * QUADS; i += T::THREADS) {
+        const int r = i / QUADS, k = 4 * (i % QUADS);
         __pipeline_memcpy_async(Bs + r * T::BLD + k, B + (size_t)r * op.ldb + k0 + k, 16);
     }
 }
@@ -139,7 +140,7 @@ __device__ __forceinline__ void gemm_stage_mma(double (&acc)[T::MT][T::NT][4],
                                                int g, int t)
 {
     const float *As = reinterpret_cast<const float *>(stage);
-    const double *Bs = reinterpret_cast<const double *>(stage + T::A_BYTES);
+    const float *Bs = reinterpret_cast<const float *>(stage + T::A_BYTES);
 #pragma unroll
     for (int kk = 0; kk < T::BK; kk += 16) {
         double a[T::MT][8];
@@ -151,8 +152,8 @@ __device__ __forceinline__ void gemm_stage_mma(double (&acc)[T::MT][T::NT][4],
         }
 #pragma unroll
         for (int nt = 0; nt < T::NT; nt++) {
-            const double *q = Bs + (wn0 + 8 * nt + g) * T::BLD + kk + t;
-            const double b[4] = {q[0], q[4], q[8], q[12]};
+            const float *q = Bs + (wn0 + 8 * nt + g) * T::BLD + kk + t;
+            const double b[4] = {(double)q[0], (double)q[4], (double)q[8], (double)q[12]};
 #pragma unroll
             for (int mt = 0; mt < T::MT; mt++) mma_16x8x16_f64(acc[mt][nt], a[mt], b);
         }
@@ -169,7 +170,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS) gemm_abt_kernel(gem
     if (row0 >= m_valid) return;
     const int col0 = blockIdx.y * T::BN;
     const float *A = op.A + (size_t)row0 * op.lda;
-    const double *B = op.B + (size_t)col0 * op.ldb;
+    const float *B = op.B + (size_t)col0 * op.ldb;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, t = lane % 4;
     const int wrow = (warp / T::WN) * 16 * T::MT, wcol = (warp % T::WN) * 8 * T::NT;
@@ -249,7 +250,7 @@ __global__ void __launch_bounds__(TINY_THREADS) gemm_tiny_kernel(gemm_operands o
     if (row0 >= m_valid) return;
     const int col0 = blockIdx.y * TINY_COLS, tid = threadIdx.x;
     const float *A = op.A + (size_t)row0 * op.lda;
-    const float *B = op.B32 + (size_t)col0 * op.ldb;
+    const float *B = op.B + (size_t)col0 * op.ldb;
     const int rows = min(TINY_ROWS, m_valid - row0), quads = K / 4;
     for (int idx = tid; idx < TINY_ROWS * quads; idx += TINY_THREADS) {
         const int r = idx / quads, k = 4 * (idx % quads);
@@ -291,15 +292,18 @@ __global__ void __launch_bounds__(TINY_THREADS) gemm_tiny_kernel(gemm_operands o
 enum gemm_shape { GEMM_TINY = 0, GEMM_SMALL = 1, GEMM_BIG = 2 };
 
 /* Largest tensor-core shape that still gives every SM two blocks, else tiny, for m_capacity rows of
- * N columns; the environment variable PAINN_CUDA_TILES=big|small|mid|tiny
- * forces one (tests and benchmarks; mid means small). */
+ * N columns (big only where N is a multiple of its 64); the environment
+ * variable PAINN_CUDA_TILES=big|small|mid|tiny forces one (tests and
+ * benchmarks; mid means small). */
 static inline gemm_shape gemm_choose(long m_capacity, int N, int sm_count)
 {
     const char *env = getenv("PAINN_CUDA_TILES");
-    if (env && !strcmp(env, "big")) return GEMM_BIG;
+    const bool big_fits = N % gemm_big::BN == 0;
+    if (env && !strcmp(env, "big")) return big_fits ? GEMM_BIG : GEMM_SMALL;
     if (env && (!strcmp(env, "small") || !strcmp(env, "mid"))) return GEMM_SMALL;
     if (env && !strcmp(env, "tiny")) return GEMM_TINY;
-    const long big = (m_capacity + gemm_big::BM - 1) / gemm_big::BM * (N / gemm_big::BN);
+    const long big =
+        big_fits ? (m_capacity + gemm_big::BM - 1) / gemm_big::BM * (N / gemm_big::BN) : 0;
     const long small = (m_capacity + gemm_small::BM - 1) / gemm_small::BM * (N / gemm_small::BN);
     if (big >= 2L * sm_count) return GEMM_BIG;
     if (small >= 2L * sm_count) return GEMM_SMALL;

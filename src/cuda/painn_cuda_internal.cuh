@@ -63,8 +63,6 @@ struct painn_weights {
     float *W2, *b2;                     /* [L][3H][H], [L][3H] */
     float *W3, *b3, *W3T;               /* [L][H][2H], [L][H], [L][2H][H] */
     float *W4, *b4, *W4T;               /* [L][3H][H], [L][3H], [L][H][3H] */
-    double *W3_f64, *W3T_f64;           /* the same float32 values in float64 */
-    double *W4_f64, *W4T_f64;           /*   (tensor-core GEMM operands) */
     float *W5, *b5, *W6, *b6, *W7, *b7; /* [H/2][H], [H/4][H/2], [1][H/4] */
     float *W5T, *W6T;                   /* transposed: [H][H/2], [H/2][H/4] */
     painn_mixing mixing[PAINN_CUDA_MAX_LAYERS];

@@ -7,21 +7,32 @@
  *   Gout = [dE/ds, 0, 0] (v after the last update is unused), gvp = 0;
  *   only dE/ds is written into Gout and nothing into gvp: the last layer's
  *   update backward reads nothing else of them (painn_cuda_backward.cu).
- * A block takes RA atoms at a time (8 for many atoms, so that each weight read
- * serves 8 atoms; 1 for few, for latency); every output is one thread's sum
- * over its inputs in increasing order (bias first), whatever the batch. Each
- * weight matrix passes through shared memory in 16 KB chunks whose loads are
- * all in flight at once (measured on an H200, MD of 256 alanine dipeptides:
- * 32.5 -> 26.9 us per readout; one alanine dipeptide's step 0.113 -> 0.110
- * ms): reading it row by row from global memory cost one L2 round trip per
- * few rows, since every block reads the weights once. */
+ * A block takes RA atoms at a time (16 for many atoms, so that each weight
+ * read serves 16 atoms; 1 for few, for latency); every output is one thread's
+ * sum over its inputs in increasing order (bias first), whatever the batch.
+ * Each weight matrix passes through shared memory in 8 KB chunks whose loads
+ * are all in flight at once (measured on an H200, MD of 256 alanine
+ * dipeptides: 32.5 -> 26.9 us per readout; one alanine dipeptide's step
+ * 0.113 -> 0.110 ms): reading it row by row from global memory cost one L2
+ * round trip per few rows, since every block reads the weights once. The
+ * inputs are read four at a time (16-byte shared-memory loads), and the
+ * blocks of many atoms are held to 170 registers, so that the grid runs in
+ * one wave (256 alanine dipeptides: 8 atoms a block, 16 KB chunks and 166
+ * registers, 3 blocks per SM: 26.9 us; 8 atoms, 8 KB, 80 registers: 22.7 us;
+ * 16 atoms: MD step a further 1 us shorter). */
 #include "painn_cuda_internal.cuh"
 
 namespace {
 
 constexpr int READOUT_THREADS = 128;
-/* Floats of a weight matrix staged in shared memory at a time (16 KB). */
-constexpr int READOUT_W_CHUNK = 4096;
+/* Floats of a weight matrix staged in shared memory at a time (8 KB). */
+constexpr int READOUT_W_CHUNK = 2048;
+
+/* component ii (0-3) of x (ii known at compile time) */
+__device__ __forceinline__ float component(const float4 &x, int ii)
+{
+    return ii == 0 ? x.x : ii == 1 ? x.y : ii == 2 ? x.z : x.w;
+}
 
 /* out[a][o] = bias[o] + sum_i W[i][o] in[a][i] for a < RA, o < NO (W stored
  * transposed: [NI][NO], in global memory). Thread t owns outputs o = t % COLS,
@@ -41,7 +52,7 @@ __device__ __forceinline__ void dense_rows(const float *__restrict__ WT, const f
     constexpr int KC = NI < READOUT_W_CHUNK / NO ? NI : READOUT_W_CHUNK / NO;
     constexpr int N4 = KC * NO / 4, LOADS = (N4 + READOUT_THREADS - 1) / READOUT_THREADS;
     static_assert(G >= RA || RA % G == 0, "RA atoms over the thread groups");
-    static_assert(NI % KC == 0 && NO % 4 == 0, "whole chunks of float4");
+    static_assert(NI % KC == 0 && NO % 4 == 0 && KC % 4 == 0, "whole chunks of float4");
     const int a0 = tid / COLS, o0 = tid % COLS;
     float acc[NOC][PER];
 #pragma unroll
@@ -69,14 +80,22 @@ __device__ __forceinline__ void dense_rows(const float *__restrict__ WT, const f
         __syncthreads();
         if (i0 + KC < NI) load_chunk(i0 + KC); /* in flight during this chunk's sums */
         if (a0 < RA)
-            for (int i = 0; i < KC; i++)
+            for (int i = 0; i < KC; i += 4) {
+                /* four inputs of each atom by one 16-byte read */
+                float4 x[PER];
 #pragma unroll
-                for (int m = 0; m < NOC; m++) {
-                    const float wi = Wsh[i * NO + o0 + m * COLS];
+                for (int k = 0; k < PER; k++)
+                    x[k] = *reinterpret_cast<const float4 *>(&in[a0 + k * G][i0 + i]);
 #pragma unroll
-                    for (int k = 0; k < PER; k++)
-                        acc[m][k] = fmaf(wi, in[a0 + k * G][i0 + i], acc[m][k]);
-                }
+                for (int ii = 0; ii < 4; ii++)
+#pragma unroll
+                    for (int m = 0; m < NOC; m++) {
+                        const float wi = Wsh[(i + ii) * NO + o0 + m * COLS];
+#pragma unroll
+                        for (int k = 0; k < PER; k++)
+                            acc[m][k] = fmaf(wi, component(x[k], ii), acc[m][k]);
+                    }
+            }
     }
     if (a0 < RA)
 #pragma unroll
@@ -86,7 +105,7 @@ __device__ __forceinline__ void dense_rows(const float *__restrict__ WT, const f
 }
 
 template <int H, int RA>
-__global__ void __launch_bounds__(READOUT_THREADS)
+__global__ void __launch_bounds__(READOUT_THREADS, RA > 1 ? 3 : 1)
     readout_kernel(int n, const float *__restrict__ X, const float *__restrict__ upd,
                    const float *__restrict__ W5, const float *__restrict__ W5T,
                    const float *__restrict__ b5, const float *__restrict__ W6,
@@ -97,7 +116,7 @@ __global__ void __launch_bounds__(READOUT_THREADS)
     painn_grid_begin();
     constexpr int H2 = H / 2, H4 = H / 4;
     /* s, then dE/ds; z5; silu(z5), then g5 */
-    __shared__ float s[RA][H], z5[RA][H2], a5[RA][H2], z6[RA][H4], g6[RA][H4];
+    __shared__ __align__(16) float s[RA][H], z5[RA][H2], a5[RA][H2], z6[RA][H4], g6[RA][H4];
     __shared__ __align__(16) float Wsh[READOUT_W_CHUNK];
     float(*gs)[H] = s;
     float(*g5)[H2] = a5;
@@ -147,13 +166,13 @@ void launch_readout_tile(const painn_cuda *c, cudaStream_t s)
                  c->w.W6T, c->w.b6, c->w.W7, c->w.b7, c->atom_energy, c->Gout);
 }
 
-/* 8 atoms per block when there are many (weights reused), else one (more
+/* 16 atoms per block when there are many (weights reused), else one (more
  * blocks, shorter latency) */
 template <int H>
 void launch_readout(const painn_cuda *c, cudaStream_t s)
 {
     if (c->n_atoms >= 1024)
-        launch_readout_tile<H, 8>(c, s);
+        launch_readout_tile<H, 16>(c, s);
     else
         launch_readout_tile<H, 1>(c, s);
 }

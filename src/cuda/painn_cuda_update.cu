@@ -22,22 +22,30 @@ struct epi_silu_store {
     }
 };
 
-/* out = acc + bias, row length N */
-struct epi_bias {
-    float *out;
+/* [a, g1, g2] = acc + b4, row length N; with a next layer, its s = s_mid + a
+ * is formed here (columns [0, H), s_mid = X's first H columns) instead of a */
+struct epi_update {
+    float *upd;
     const float *bias;
     int N;
+    float *s_next; /* null in the last layer, where the readout forms s */
+    const float *X;
+    int H;
     __device__ void operator()(int row, int col, float4 acc) const
     {
-        store4(out + (size_t)row * N + col, add4(acc, load4(bias + col)));
+        const float4 u = add4(acc, load4(bias + col));
+        if (s_next && col < H)
+            store4(s_next + (size_t)row * H + col, add4(load4(X + (size_t)row * 2 * H + col), u));
+        else
+            store4(upd + (size_t)row * N + col, u);
     }
 };
 
-/* s = s_mid + a, v = v_mid g1 + (M v_mid) g2, thread per atom and four
- * channels (16-byte loads and stores; H a multiple of 4). */
-__global__ void update_apply_kernel(int n, int H, const float *__restrict__ X,
-                                    const float *__restrict__ v_mid, const float *__restrict__ upd,
-                                    painn_mixing M, float *__restrict__ s_next,
+/* v = v_mid g1 + (M v_mid) g2, thread per atom and four channels (16-byte
+ * loads and stores; H a multiple of 4); s = s_mid + a is formed by the GEMM's
+ * epilogue (epi_update). */
+__global__ void update_apply_kernel(int n, int H, const float *__restrict__ v_mid,
+                                    const float *__restrict__ upd, painn_mixing M,
                                     float *__restrict__ v_next)
 {
     painn_grid_begin();
@@ -48,10 +56,9 @@ __global__ void update_apply_kernel(int n, int H, const float *__restrict__ X,
         const long j = t / quads;
         const int c = 4 * (int)(t - j * quads);
         const float *u = upd + j * 3 * H + c;
-        const float4 a = load4(u), g1 = load4(u + H), g2 = load4(u + 2 * H);
+        const float4 g1 = load4(u + H), g2 = load4(u + 2 * H);
         const float *vm = v_mid + j * 3 * H + c;
         const float4 v0 = load4(vm), v1 = load4(vm + H), v2 = load4(vm + 2 * H);
-        store4(s_next + j * H + c, add4(load4(X + j * 2 * H + c), a));
         /* per channel q: v_x g1 + (M v)_x g2 */
         const auto gate = [&](int x) {
             const float *m = M.m + 3 * x;
@@ -81,26 +88,25 @@ cudaError_t painn_launch_update_forward(const painn_cuda *c, int l, cudaStream_t
     const gemm_shape g1 = gemm_choose(n, H, c->sm_count);
     const gemm_shape g2 = gemm_choose(n, N2, c->sm_count);
     const size_t w3 = (size_t)l * 2 * H * H, w4 = (size_t)l * 3 * H * H;
-    gemm_operands op1 = {c->X + l * 2 * nH, 2 * H, c->w.W3_f64 + w3, c->w.W3 + w3, 2 * H, 2 * H,
-                         nullptr, n};
+    gemm_operands op1 = {c->X + l * 2 * nH, 2 * H, c->w.W3 + w3, 2 * H, 2 * H, nullptr, n};
     epi_silu_store e1 = {c->h3 + l * nH, c->a3, c->w.b3 + (size_t)l * H, H};
     cudaError_t err = gemm_launch(op1, H, n, g1, e1, c->use_pdl, s);
     if (err != cudaSuccess) return err;
-    gemm_operands op2 = {c->a3, H, c->w.W4_f64 + w4, c->w.W4 + w4, H, H, nullptr, n};
-    epi_bias e2 = {c->upd + l * 3 * nH, c->w.b4 + (size_t)l * 3 * H, 3 * H};
+    gemm_operands op2 = {c->a3, H, c->w.W4 + w4, H, H, nullptr, n};
+    epi_update e2 = {c->upd + l * 3 * nH, c->w.b4 + (size_t)l * 3 * H, 3 * H,
+                     last ? nullptr : c->s_in + (l + 1) * nH, c->X + l * 2 * nH, H};
     err = gemm_launch(op2, N2, n, g2, e2, c->use_pdl, s);
     if (err != cudaSuccess || last) return err; /* the readout applies the last one */
     unsigned blocks = painn_grid((long)nH / 4, 256, c->sm_count, 16);
-    painn_launch(c->use_pdl, update_apply_kernel, blocks, 256, 0, s, n, H, c->X + l * 2 * nH,
-                 c->v_mid + l * 3 * nH, c->upd + l * 3 * nH, c->w.mixing[l], c->s_in + (l + 1) * nH,
-                 c->v_in + (l + 1) * 3 * nH);
+    painn_launch(c->use_pdl, update_apply_kernel, blocks, 256, 0, s, n, H, c->v_mid + l * 3 * nH,
+                 c->upd + l * 3 * nH, c->w.mixing[l], c->v_in + (l + 1) * 3 * nH);
     return cudaGetLastError();
 }
 
 cudaError_t painn_configure_kernels(const painn_cuda *c)
 {
     cudaError_t e = gemm_configure<epi_silu_store>(c->H);
-    if (e == cudaSuccess) e = gemm_configure<epi_bias>(c->H);
+    if (e == cudaSuccess) e = gemm_configure<epi_update>(c->H);
     if (e == cudaSuccess) e = painn_configure_backward_kernels(c->H);
     return e;
 }
