@@ -28,13 +28,32 @@ struct epi_silu_grad {
     }
 };
 
-/* Columns [0, H): gs_mid = gs_out + acc. Columns [H, 2H): channel c = col - H,
- * gv_mid[x] = gvp[x] + acc v_mid[x] / |v_mid| (0 where |v_mid| = 0); gvp
- * null in the last layer, whose v after the update is unused (gvp = 0). */
+/* Four channels of gv_mid[x] = gvp[x] + GX_n v_mid[x] / |v_mid| (0 where
+ * |v_mid| = 0), x = 0..2, at q = (atom, x = 0, first channel) of the [n][3][H]
+ * arrays; gvp null: 0. */
+__device__ __forceinline__ void form_gv_mid(float4 GX_n, float4 norm, const float *gvp,
+                                            const float *v_mid, float *gv_mid, size_t q, int H)
+{
+    const auto scale_of = [](float a, float nrm) { return nrm > 0.0f ? a / nrm : 0.0f; };
+    const float4 scale = make_float4(scale_of(GX_n.x, norm.x), scale_of(GX_n.y, norm.y),
+                                     scale_of(GX_n.z, norm.z), scale_of(GX_n.w, norm.w));
+    float4 vm[3], gp[3];
+    for (int x = 0; x < 3; x++) {
+        vm[x] = load4(v_mid + q + x * H);
+        gp[x] = gvp ? load4(gvp + q + x * H) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    for (int x = 0; x < 3; x++) store4(gv_mid + q + x * H, add4(gp[x], mul4(scale, vm[x])));
+}
+
+/* Columns [0, H): gs_mid = gs_out + acc. Columns [H, 2H), channel c = col -
+ * H: GX_n = acc, from which gv_mid is formed here (form_gv_mid) or, when
+ * GX_n_out is set (batches), stored for grad_mid_apply_kernel. gvp null in
+ * the last layer, whose v after the update is unused (gvp = 0). */
 struct epi_grad_mid {
     float *gs_mid, *gv_mid;
     const float *Gout, *gvp, *X, *v_mid;
     int H;
+    float *GX_n_out;
     __device__ void operator()(int row, int col, float4 acc) const
     {
         if (col < H) {
@@ -43,17 +62,32 @@ struct epi_grad_mid {
             return;
         }
         const int c = col - H;
-        const float4 norm = load4(X + (size_t)row * 2 * H + H + c);
-        const auto scale_of = [](float a, float nrm) { return nrm > 0.0f ? a / nrm : 0.0f; };
-        const float4 scale = make_float4(scale_of(acc.x, norm.x), scale_of(acc.y, norm.y),
-                                         scale_of(acc.z, norm.z), scale_of(acc.w, norm.w));
-        for (int x = 0; x < 3; x++) {
-            const size_t t = (size_t)row * 3 * H + x * H + c;
-            const float4 through_gate = gvp ? load4(gvp + t) : make_float4(0.f, 0.f, 0.f, 0.f);
-            store4(gv_mid + t, add4(through_gate, mul4(scale, load4(v_mid + t))));
+        if (GX_n_out) {
+            store4(GX_n_out + (size_t)row * H + c, acc);
+            return;
         }
+        form_gv_mid(acc, load4(X + (size_t)row * 2 * H + H + c), gvp, v_mid, gv_mid,
+                    (size_t)row * 3 * H + c, H);
     }
 };
+
+/* gv_mid from the stored GX_n (epi_grad_mid for batches), thread per atom
+ * and four channels. */
+__global__ void grad_mid_apply_kernel(int n, int H, const float *__restrict__ GX_n,
+                                      const float *__restrict__ X, const float *__restrict__ gvp,
+                                      const float *__restrict__ v_mid, float *__restrict__ gv_mid)
+{
+    painn_grid_begin();
+    const int quads = H / 4;
+    const long total = (long)n * quads;
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total;
+         t += (long)gridDim.x * blockDim.x) {
+        const long row = t / quads;
+        const int c = 4 * (int)(t - row * quads);
+        form_gv_mid(load4(GX_n + row * H + c), load4(X + row * 2 * H + H + c), gvp, v_mid, gv_mid,
+                    (size_t)row * 3 * H + c, H);
+    }
+}
 
 /* Per pair p = (lo, hi), thread per pair: with G_D and G_U summed over the
  * layers 0..L-1 and, within a layer, the channel groups' partial sums in
@@ -165,10 +199,21 @@ cudaError_t painn_launch_update_backward(const painn_cuda *c, int l, cudaStream_
     if (err != cudaSuccess) return err;
     /* GX = Gh3 W3: B = W3^T [2H][H] */
     gemm_operands op4 = {c->Gh3, H, c->w.W3T + w3, H, H, nullptr, n};
-    epi_grad_mid e4 = {
-        c->gs_mid, c->gv_mid, c->Gout, l + 1 == c->L ? nullptr : c->gvp, c->X + l * 2 * nH,
-        c->v_mid + l * 3 * nH, H};
-    return gemm_launch(op4, 2 * H, n, g4, e4, c->use_pdl, s);
+    const float *gvp = l + 1 == c->L ? nullptr : c->gvp;
+    const float *X = c->X + l * 2 * nH, *v_mid = c->v_mid + l * 3 * nH;
+    /* Batches (tensor-core shapes): the epilogue stores GX_n only (in a3,
+     * free in the reverse pass) and a kernel of its own forms gv_mid; the
+     * epilogue's loads of gvp and v_mid had kept the GEMM's one wave waiting
+     * (H200, 256 alanine dipeptides: this GEMM 23.5-25.9 -> 15.8 us, MD step
+     * 0.5833-0.5841 -> 0.5783-0.5793 ms). Few atoms keep one kernel: a
+     * launch costs them more than the loads. */
+    const bool split = g4 != GEMM_TINY;
+    epi_grad_mid e4 = {c->gs_mid, c->gv_mid, c->Gout, gvp, X, v_mid, H, split ? c->a3 : nullptr};
+    err = gemm_launch(op4, 2 * H, n, g4, e4, c->use_pdl, s);
+    if (err != cudaSuccess || !split) return err;
+    painn_launch(c->use_pdl, grad_mid_apply_kernel, painn_grid((long)nH / 4, 256, c->sm_count, 16),
+                 256, 0, s, n, H, (const float *)c->a3, X, gvp, v_mid, c->gv_mid);
+    return cudaGetLastError();
 }
 
 cudaError_t painn_configure_backward_kernels(int H)
