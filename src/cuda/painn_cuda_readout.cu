@@ -11,15 +11,14 @@
  * read serves 16 atoms; 1 for few, for latency); every output is one thread's
  * sum over its inputs in increasing order (bias first), whatever the batch.
  * Each weight matrix passes through shared memory in 8 KB chunks whose loads
- * are all in flight at once (measured on an H200, MD of 256 alanine
- * dipeptides: 32.5 -> 26.9 us per readout; one alanine dipeptide's step
- * 0.113 -> 0.110 ms): reading it row by row from global memory cost one L2
- * round trip per few rows, since every block reads the weights once. The
- * inputs are read four at a time (16-byte shared-memory loads), and the
- * blocks of many atoms are held to 170 registers, so that the grid runs in
- * one wave (256 alanine dipeptides: 8 atoms a block, 16 KB chunks and 166
- * registers, 3 blocks per SM: 26.9 us; 8 atoms, 8 KB, 80 registers: 22.7 us;
- * 16 atoms: MD step a further 1 us shorter). */
+ * are all in flight at once: read row by row from global memory it cost one
+ * L2 round trip per few rows, since every block reads the weights once. The
+ * inputs are read four at a time (16-byte shared-memory loads), and blocks
+ * of many atoms are held to 170 registers (three per SM), so that 256
+ * alanine dipeptides run in one wave. Measured on an H200, MD of 256 alanine
+ * dipeptides, per readout: weights row by row 32.5 us; 8 atoms a block, 16
+ * KB chunks, 166 registers 26.9 us; 8 atoms, 8 KB chunks, inputs four at a
+ * time, 80 registers 22.7 us; 16 atoms, 170 registers 21.0 us. */
 #include "painn_cuda_internal.cuh"
 
 namespace {
