@@ -78,15 +78,10 @@ __global__ void grad_mid_apply_kernel(int n, int H, const float *__restrict__ GX
                                       const float *__restrict__ v_mid, float *__restrict__ gv_mid)
 {
     painn_grid_begin();
-    const int quads = H / 4;
-    const long total = (long)n * quads;
-    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total;
-         t += (long)gridDim.x * blockDim.x) {
-        const long row = t / quads;
-        const int c = 4 * (int)(t - row * quads);
+    for_each_row_quad(n, H, [&](long row, int c) {
         form_gv_mid(load4(GX_n + row * H + c), load4(X + row * 2 * H + H + c), gvp, v_mid, gv_mid,
                     (size_t)row * 3 * H + c, H);
-    }
+    });
 }
 
 /* Per pair p = (lo, hi), thread per pair: with G_D and G_U summed over the

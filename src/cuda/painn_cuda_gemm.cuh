@@ -63,6 +63,20 @@ __device__ __forceinline__ float4 mul4(float4 a, float4 b)
     return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w);
 }
 
+/* f(row, c) for every row < n and every four channels c = 0, 4, ..., H - 4,
+ * spread over the grid (grid-stride): the elementwise kernels that follow
+ * the GEMMs (16-byte loads and stores; H a multiple of 4). */
+template <class F> __device__ __forceinline__ void for_each_row_quad(int n, int H, F f)
+{
+    const int quads = H / 4;
+    const long total = (long)n * quads;
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total;
+         t += (long)gridDim.x * blockDim.x) {
+        const long row = t / quads;
+        f(row, 4 * (int)(t - row * quads));
+    }
+}
+
 /* A: [rows][lda] float32 (lda and A 16-byte aligned); B: [N][ldb] float32,
  * K columns used (K a multiple of 32). Valid rows: *m_device when set (a
  * count that lives on the GPU), else m_host; the grid is sized for the

@@ -41,20 +41,14 @@ struct epi_update {
     }
 };
 
-/* v = v_mid g1 + (M v_mid) g2, thread per atom and four channels (16-byte
- * loads and stores; H a multiple of 4); s = s_mid + a is formed by the GEMM's
- * epilogue (epi_update). */
+/* v = v_mid g1 + (M v_mid) g2, thread per atom and four channels; s = s_mid
+ * + a is formed by the GEMM's epilogue (epi_update). */
 __global__ void update_apply_kernel(int n, int H, const float *__restrict__ v_mid,
                                     const float *__restrict__ upd, painn_mixing M,
                                     float *__restrict__ v_next)
 {
     painn_grid_begin();
-    const int quads = H / 4;
-    const long total = (long)n * quads;
-    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total;
-         t += (long)gridDim.x * blockDim.x) {
-        const long j = t / quads;
-        const int c = 4 * (int)(t - j * quads);
+    for_each_row_quad(n, H, [&](long j, int c) {
         const float *u = upd + j * 3 * H + c;
         const float4 g1 = load4(u + H), g2 = load4(u + 2 * H);
         const float *vm = v_mid + j * 3 * H + c;
@@ -73,7 +67,7 @@ __global__ void update_apply_kernel(int n, int H, const float *__restrict__ v_mi
         store4(vn, gate(0));
         store4(vn + H, gate(1));
         store4(vn + 2 * H, gate(2));
-    }
+    });
 }
 
 } // namespace
