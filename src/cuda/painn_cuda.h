@@ -39,7 +39,8 @@
  *
  * Launch configurations are chosen at creation from the capacities (GEMM
  * tile shapes, message kernel layouts, readout tiles, the neighbour-list kernels; programmatic
- * dependent launch up to 64 atoms); the results do not depend on them. For tests and
+ * dependent launch up to 64 atoms, and for the force kernels at every size); the results do
+ * not depend on them. For tests and
  * benchmarks the environment can force the GEMM tiles and the dependent
  * launch: PAINN_CUDA_TILES=big|mid|small|tiny, PAINN_CUDA_PDL=0|1.
  * Measurements: docs/performance.md. */

@@ -186,7 +186,8 @@ cudaError_t painn_configure_backward_kernels(int H);
  * saves part of the fixed cost of each launch, which is what a handful of
  * atoms pays; measured on an H200 it gained 6 us of 110 for one water, but
  * cost 40-90 us from 16 molecules up (the waiting blocks compete with the
- * running kernel), hence only for contexts of at most PAINN_PDL_MAX_ATOMS.
+ * running kernel), hence only for contexts of at most PAINN_PDL_MAX_ATOMS
+ * (the two force kernels excepted: painn_launch_forces).
  * PAINN_CUDA_PDL=0 or 1 in the environment forces it off or on. */
 #define PAINN_PDL_MAX_ATOMS 64
 
